@@ -1,0 +1,261 @@
+// The node's configuration: one typed schema with defaults and validation that says what
+// is wrong in words. It lives in <dataDir>/config.yaml (written, commented, by `smtorp init`)
+// and flows down to the services through their `init` objects, never through a global.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parse } from 'yaml'
+import { DEFAULT_RETRY_POLICY } from '../../protocol/retry-schedule.ts'
+
+export type TorConfig =
+  | { mode: 'own', torBinary: string, socksPort: number | 'auto', extraTorrc: string[] }
+  | { mode: 'attach', controlHost: string, controlPort: number, cookieFile?: string, password?: string, socksHost: string, socksPort: number }
+
+export interface RelayConfig {
+  host: string
+  port: number
+  /** Refuse to send unless the relay offers STARTTLS (default true). */
+  requireTls: boolean
+  /** Verify the relay's certificate (default true; turn off only for a relay you run yourself). */
+  verifyCertificate: boolean
+  username?: string
+  password?: string
+  /** Reach the relay through Tor's SOCKS port instead of directly (default false). */
+  viaTor: boolean
+}
+
+export interface NodeConfig {
+  dataDir: string
+  /** The owner's local part: mail address is <user>@<onion>.onion. */
+  user: string
+  tor: TorConfig
+  smtpIn: {
+    /** Where the onion service's port 25 is forwarded to; always loopback. 0 picks a free port. */
+    port: number
+    maxMessageBytes: number
+    maxMessagesPerPeerPerMinute: number
+    maxConnections: number
+  }
+  submission: {
+    port: number
+    /** Require SMTP AUTH on the submission port (default true). Only benchmarks turn it off. */
+    requireAuth: boolean
+  }
+  relay?: RelayConfig
+  queue: {
+    retryDelaysMs: number[]
+    delayedNoticeAfterAttempts: number
+    /** Deliveries in flight at once, across all destinations. */
+    concurrency: number
+    /** Close an idle connection to a peer after this long. */
+    idleConnectionMs: number
+  }
+  log: { level: string }
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+export const CONFIG_FILE = 'config.yaml'
+
+export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
+  return {
+    dataDir,
+    user,
+    tor: { mode: 'own', torBinary: 'tor', socksPort: 'auto', extraTorrc: [] },
+    smtpIn: { port: 0, maxMessageBytes: 25 * 1024 * 1024, maxMessagesPerPeerPerMinute: 120, maxConnections: 32 },
+    submission: { port: 2525, requireAuth: true },
+    queue: {
+      retryDelaysMs: [...DEFAULT_RETRY_POLICY.delaysMs],
+      delayedNoticeAfterAttempts: DEFAULT_RETRY_POLICY.delayedNoticeAfterAttempts,
+      concurrency: 8,
+      idleConnectionMs: 60_000
+    },
+    log: { level: 'info' }
+  }
+}
+
+type Json = Record<string, unknown>
+
+function isObject (value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+class Reader {
+  constructor (private readonly source: Json, private readonly path: string) {}
+
+  private fail (key: string, expected: string): never {
+    throw new ConfigError(`config: ${this.path}${key} must be ${expected}`)
+  }
+
+  has (key: string): boolean { return this.source[key] !== undefined && this.source[key] !== null }
+
+  string (key: string, fallback: string): string {
+    if (!this.has(key)) return fallback
+    const value = this.source[key]
+    if (typeof value !== 'string' || value === '') this.fail(key, 'a non-empty string')
+    return value
+  }
+
+  optionalString (key: string): string | undefined {
+    return this.has(key) ? this.string(key, '') : undefined
+  }
+
+  int (key: string, fallback: number, min: number, max: number): number {
+    if (!this.has(key)) return fallback
+    const value = this.source[key]
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) this.fail(key, `a whole number from ${min} to ${max}`)
+    return value
+  }
+
+  bool (key: string, fallback: boolean): boolean {
+    if (!this.has(key)) return fallback
+    const value = this.source[key]
+    if (typeof value !== 'boolean') this.fail(key, 'true or false')
+    return value
+  }
+
+  strings (key: string, fallback: string[]): string[] {
+    if (!this.has(key)) return fallback
+    const value = this.source[key]
+    if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) this.fail(key, 'a list of strings')
+    return value as string[]
+  }
+
+  numbers (key: string, fallback: number[]): number[] {
+    if (!this.has(key)) return fallback
+    const value = this.source[key]
+    if (!Array.isArray(value) || value.length === 0 || !value.every(v => typeof v === 'number' && v >= 0)) this.fail(key, 'a non-empty list of non-negative numbers')
+    return value as number[]
+  }
+
+  /** A port number, or "auto" (the default) for tor to pick one. */
+  portOrAuto (key: string): number | 'auto' {
+    if (!this.has(key) || this.source[key] === 'auto') return 'auto'
+    return this.int(key, 0, 1, 65535)
+  }
+
+  oneOf (key: string, fallback: string, allowed: string[]): string {
+    const value = this.string(key, fallback)
+    if (!allowed.includes(value)) this.fail(key, `one of ${allowed.join(', ')}`)
+    return value
+  }
+
+  section (key: string): Reader {
+    if (!this.has(key)) return new Reader({}, `${this.path}${key}.`)
+    const value = this.source[key]
+    if (!isObject(value)) this.fail(key, 'a section (key: value pairs)')
+    return new Reader(value, `${this.path}${key}.`)
+  }
+
+  unknownKeys (known: string[]): void {
+    for (const key of Object.keys(this.source)) {
+      if (!known.includes(key)) throw new ConfigError(`config: unknown setting ${this.path}${key} (known here: ${known.join(', ')})`)
+    }
+  }
+}
+
+const LOCAL_PART = /^[a-z0-9](?:[a-z0-9._-]{0,62}[a-z0-9])?$/
+
+/** Validate a parsed config document on top of the defaults. */
+export function configFromObject (dataDir: string, source: unknown): NodeConfig {
+  if (source === undefined || source === null) source = {}
+  if (!isObject(source)) throw new ConfigError('config: the file must be a YAML mapping')
+  const base = defaultConfig(dataDir)
+  const top = new Reader(source, '')
+  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'queue', 'log'])
+  const user = top.string('user', base.user).toLowerCase()
+  if (!LOCAL_PART.test(user)) throw new ConfigError('config: user must be a plain local part such as "alice" (letters, digits, ".", "_", "-")')
+
+  const t = top.section('tor')
+  const mode = t.oneOf('mode', 'own', ['own', 'attach'])
+  let tor: TorConfig
+  if (mode === 'own') {
+    t.unknownKeys(['mode', 'torBinary', 'socksPort', 'extraTorrc'])
+    tor = { mode: 'own', torBinary: t.string('torBinary', 'tor'), socksPort: t.portOrAuto('socksPort'), extraTorrc: t.strings('extraTorrc', []) }
+  } else if (mode === 'attach') {
+    t.unknownKeys(['mode', 'controlHost', 'controlPort', 'cookieFile', 'password', 'socksHost', 'socksPort'])
+    if (!t.has('controlPort') || !t.has('socksPort')) throw new ConfigError('config: tor.mode "attach" needs tor.controlPort and tor.socksPort')
+    const cookieFile = t.optionalString('cookieFile')
+    const password = t.optionalString('password')
+    tor = {
+      mode: 'attach',
+      controlHost: t.string('controlHost', '127.0.0.1'),
+      controlPort: t.int('controlPort', 9051, 1, 65535),
+      ...(cookieFile !== undefined ? { cookieFile } : {}),
+      ...(password !== undefined ? { password } : {}),
+      socksHost: t.string('socksHost', '127.0.0.1'),
+      socksPort: t.int('socksPort', 9050, 1, 65535)
+    }
+  } else {
+    throw new ConfigError('config: tor.mode must be "own" (the node runs its own tor) or "attach" (use an existing tor)')
+  }
+
+  const s = top.section('smtpIn')
+  s.unknownKeys(['port', 'maxMessageBytes', 'maxMessagesPerPeerPerMinute', 'maxConnections'])
+  const sub = top.section('submission')
+  sub.unknownKeys(['port', 'requireAuth'])
+  const q = top.section('queue')
+  q.unknownKeys(['retryDelaysMs', 'delayedNoticeAfterAttempts', 'concurrency', 'idleConnectionMs'])
+  const l = top.section('log')
+  l.unknownKeys(['level'])
+
+  let relay: RelayConfig | undefined
+  if (top.has('relay')) {
+    const r = top.section('relay')
+    r.unknownKeys(['host', 'port', 'requireTls', 'verifyCertificate', 'username', 'password', 'viaTor'])
+    if (!r.has('host')) throw new ConfigError('config: relay.host is required when a relay is configured')
+    const username = r.optionalString('username')
+    const password = r.optionalString('password')
+    if ((username === undefined) !== (password === undefined)) throw new ConfigError('config: relay.username and relay.password go together')
+    relay = {
+      host: r.string('host', ''),
+      port: r.int('port', 587, 1, 65535),
+      requireTls: r.bool('requireTls', true),
+      verifyCertificate: r.bool('verifyCertificate', true),
+      ...(username !== undefined ? { username, password: password! } : {}),
+      viaTor: r.bool('viaTor', false)
+    }
+  }
+
+  return {
+    dataDir,
+    user,
+    tor,
+    smtpIn: {
+      port: s.int('port', base.smtpIn.port, 0, 65535),
+      maxMessageBytes: s.int('maxMessageBytes', base.smtpIn.maxMessageBytes, 1024, 1024 * 1024 * 1024),
+      maxMessagesPerPeerPerMinute: s.int('maxMessagesPerPeerPerMinute', base.smtpIn.maxMessagesPerPeerPerMinute, 1, 1_000_000),
+      maxConnections: s.int('maxConnections', base.smtpIn.maxConnections, 1, 10_000)
+    },
+    submission: {
+      port: sub.int('port', base.submission.port, 0, 65535),
+      requireAuth: sub.bool('requireAuth', true)
+    },
+    ...(relay !== undefined ? { relay } : {}),
+    queue: {
+      retryDelaysMs: q.numbers('retryDelaysMs', base.queue.retryDelaysMs),
+      delayedNoticeAfterAttempts: q.int('delayedNoticeAfterAttempts', base.queue.delayedNoticeAfterAttempts, 1, 100),
+      concurrency: q.int('concurrency', base.queue.concurrency, 1, 256),
+      idleConnectionMs: q.int('idleConnectionMs', base.queue.idleConnectionMs, 100, 3_600_000)
+    },
+    log: { level: l.oneOf('level', base.log.level, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }
+  }
+}
+
+export async function loadConfig (dataDir: string): Promise<NodeConfig> {
+  let text: string
+  try {
+    text = await readFile(join(dataDir, CONFIG_FILE), 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(`no ${CONFIG_FILE} in ${dataDir}: run "smtorp init" first`)
+    throw err
+  }
+  let document: unknown
+  try {
+    document = parse(text)
+  } catch (err) {
+    throw new ConfigError(`config: ${CONFIG_FILE} is not valid YAML: ${(err as Error).message}`)
+  }
+  return configFromObject(dataDir, document)
+}

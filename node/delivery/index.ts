@@ -1,0 +1,151 @@
+// Delivery: hands one envelope to its next hop and reports per recipient.
+// - SMTorP: "<onion>.onion" destinations are reached through Tor's SOCKS port at the onion's
+//   port 25; we prove our own onion with AUTH X-SMTORP-ONION before MAIL.
+// - Legacy: every other domain goes to the configured relay (smarthost), with STARTTLS
+//   required by default and optional AUTH PLAIN, directly or through Tor.
+// Connections are kept per destination and reused, one transaction at a time, so a burst of
+// mail to one peer rides one Tor circuit; idle ones are closed after `idleConnectionMs`.
+import type { Logger } from '../log/index.ts'
+import type { RelayConfig } from '../config/index.ts'
+import type { OnionKey } from '../../protocol/onion.ts'
+import { SmtpConnection, SmtpClientError, connectViaSocks, SocksError, type Envelope, type RecipientResult } from '../smtp-client/index.ts'
+
+export const RELAY_DESTINATION = 'relay'
+
+export interface DeliveryInit {
+  onionKey: OnionKey
+  relay?: RelayConfig
+  idleConnectionMs: number
+  connectTimeoutMs?: number
+  commandTimeoutMs?: number
+}
+
+export interface DeliveryComponents {
+  logger: Logger
+  /** Tor's SOCKS port; asked at each new connection, since tor may have restarted on another port. */
+  socksEndpoint: () => { host: string, port: number }
+}
+
+/** A failure of the whole attempt (no connection, peer refused us); `permanent` as in SMTP. */
+export class DeliveryError extends Error {
+  override name = 'DeliveryError'
+  constructor (message: string, readonly permanent: boolean) {
+    super(message)
+  }
+}
+
+export interface Delivery {
+  /** Deliver to `destination`: an onion domain, or RELAY_DESTINATION. */
+  deliver (destination: string, envelope: Envelope): Promise<RecipientResult[]>
+  stop (): Promise<void>
+  stats (): { connectionsOpened: number, open: number }
+}
+
+interface Lane {
+  connection?: SmtpConnection
+  tail: Promise<unknown>
+  idleTimer?: NodeJS.Timeout
+}
+
+export function delivery (init: DeliveryInit, components: DeliveryComponents): Delivery {
+  const log = components.logger.child({ component: 'delivery' })
+  const lanes = new Map<string, Lane>()
+  const connectTimeoutMs = init.connectTimeoutMs ?? 120_000
+  const commandTimeoutMs = init.commandTimeoutMs ?? 300_000 // RFC 5321 4.5.3.2 allows minutes per reply
+  let connectionsOpened = 0
+  let stopped = false
+
+  async function openConnection (destination: string): Promise<SmtpConnection> {
+    connectionsOpened++
+    if (destination === RELAY_DESTINATION) return await openRelay()
+    const socks = components.socksEndpoint()
+    const socket = await connectViaSocks({ proxyHost: socks.host, proxyPort: socks.port, host: destination, port: 25, isolation: destination, timeoutMs: connectTimeoutMs })
+    const connection = await SmtpConnection.open(socket, { ehloName: `${init.onionKey.address}.onion`, timeoutMs: commandTimeoutMs })
+    await connection.authOnion(init.onionKey, destination)
+    return connection
+  }
+
+  async function openRelay (): Promise<SmtpConnection> {
+    const relay = init.relay
+    if (relay === undefined) throw new DeliveryError('no legacy relay is configured', true)
+    let socket
+    if (relay.viaTor) {
+      const socks = components.socksEndpoint()
+      socket = await connectViaSocks({ proxyHost: socks.host, proxyPort: socks.port, host: relay.host, port: relay.port, isolation: 'relay', timeoutMs: connectTimeoutMs })
+    } else {
+      socket = await SmtpConnection.dial(relay.host, relay.port, connectTimeoutMs)
+    }
+    // A neutral EHLO name: the relay learns nothing about the node's onion or the host.
+    const connection = await SmtpConnection.open(socket, { ehloName: 'smtorp.invalid', timeoutMs: commandTimeoutMs })
+    if (connection.extensions.has('STARTTLS')) {
+      await connection.startTls({ servername: relay.host, rejectUnauthorized: relay.verifyCertificate, minVersion: 'TLSv1.2' })
+    } else if (relay.requireTls) {
+      connection.close()
+      throw new DeliveryError(`the relay ${relay.host}:${relay.port} does not offer STARTTLS, and relay.requireTls is on`, false)
+    }
+    if (relay.username !== undefined) await connection.authPlain(relay.username, relay.password ?? '')
+    return connection
+  }
+
+  function asDeliveryError (err: unknown): DeliveryError {
+    if (err instanceof DeliveryError) return err
+    if (err instanceof SmtpClientError || err instanceof SocksError) {
+      return new DeliveryError(err.message, err instanceof SmtpClientError ? err.permanent : !err.transient)
+    }
+    return new DeliveryError(`unexpected failure: ${(err as Error).message}`, false)
+  }
+
+  async function sendOnLane (destination: string, lane: Lane, envelope: Envelope): Promise<RecipientResult[]> {
+    clearTimeout(lane.idleTimer)
+    const reused = lane.connection?.usable === true
+    try {
+      if (!reused) lane.connection = await openConnection(destination)
+      return await lane.connection!.send(envelope)
+    } catch (err) {
+      lane.connection?.close()
+      lane.connection = undefined
+      // A reused connection may have been closed by the peer while idle; try once more fresh.
+      if (reused && !(err instanceof SmtpClientError && err.reply !== undefined)) {
+        log.debug({ destination }, 'reused connection failed, opening a new one')
+        return await sendOnLane(destination, lane, envelope)
+      }
+      throw asDeliveryError(err)
+    } finally {
+      if (lane.connection !== undefined) {
+        lane.idleTimer = setTimeout(() => { void closeLane(destination) }, init.idleConnectionMs)
+        lane.idleTimer.unref()
+      }
+    }
+  }
+
+  async function closeLane (destination: string): Promise<void> {
+    const lane = lanes.get(destination)
+    if (lane === undefined) return
+    clearTimeout(lane.idleTimer)
+    const connection = lane.connection
+    lane.connection = undefined
+    await connection?.quit()
+  }
+
+  return {
+    async deliver (destination, envelope) {
+      if (stopped) throw new DeliveryError('the node is stopping', false)
+      let lane = lanes.get(destination)
+      if (lane === undefined) {
+        lane = { tail: Promise.resolve() }
+        lanes.set(destination, lane)
+      }
+      const current = lane
+      const result = current.tail.then(async () => await sendOnLane(destination, current, envelope))
+      current.tail = result.catch(() => undefined)
+      return await result
+    },
+    async stop () {
+      stopped = true
+      await Promise.all([...lanes.keys()].map(async destination => { await closeLane(destination) }))
+    },
+    stats () {
+      return { connectionsOpened, open: [...lanes.values()].filter(l => l.connection?.usable === true).length }
+    }
+  }
+}

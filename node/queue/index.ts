@@ -1,0 +1,284 @@
+// The durable outbound queue. A submitted message lives in the MailStore's Outbox; the
+// queue keeps, per message, the state of each recipient in its own LevelDB, written with
+// synced (group-committed) batches before anything is acknowledged.
+//
+// Delivery is per recipient, grouped into one envelope per destination (one onion, or the
+// relay), so SMTorP and legacy recipients never share an envelope. Transient failures retry
+// on the schedule of protocol/retry-schedule.ts; the sender gets a "delayed" notice once, and
+// a "failed" notice (RFC 3464) when a recipient is refused or the schedule runs out. When
+// every recipient is done the message moves from Outbox to Sent. Delivery is at least once:
+// a crash after the peer's 250 and before our write repeats it, and the peer drops the
+// duplicate by Message-ID.
+import { ClassicLevel } from 'classic-level'
+import { randomBytes } from 'node:crypto'
+import type { Logger } from '../log/index.ts'
+import type { MailStore } from '../store/mail-store.ts'
+import { RELAY_DESTINATION, DeliveryError, type Delivery } from '../delivery/index.ts'
+import type { RecipientResult } from '../smtp-client/index.ts'
+import { parseAddress } from '../../protocol/address.ts'
+import { nextAttempt, type RetryPolicy } from '../../protocol/retry-schedule.ts'
+import { buildDsn, type DsnRecipient } from '../../protocol/dsn.ts'
+import { headerValue, messageIdOf, withoutBcc } from '../../protocol/message.ts'
+import { GroupCommit } from './group-commit.ts'
+
+export type RecipientState = 'pending' | 'delivered' | 'failed'
+
+export interface QueueRecipient {
+  address: string
+  /** An onion domain, or "relay". */
+  destination: string
+  state: RecipientState
+  attempts: number
+  nextAttemptAt: number
+  lastAttemptAt?: number
+  /** The last answer, in words: the peer's reply or why we could not reach it. */
+  lastResult?: string
+  delayedNoticeSent: boolean
+}
+
+export interface QueueEntry {
+  id: string
+  /** The message in the MailStore (Outbox until done, then Sent). */
+  storeId: string
+  from: string
+  messageId?: string
+  createdAt: number
+  recipients: QueueRecipient[]
+}
+
+export interface QueueInit {
+  path: string
+  /** The node's own domain, for notices. */
+  domain: string
+  retry: RetryPolicy
+  concurrency: number
+  /** Whether a legacy relay is configured; without one, legacy recipients fail at once. */
+  hasRelay: boolean
+}
+
+export interface QueueComponents {
+  logger: Logger
+  store: MailStore
+  delivery: Delivery
+}
+
+export interface OutboundQueue {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** Queue a message already in the store's Outbox. Durable when it resolves. */
+  enqueue (message: { storeId: string, from: string, to: string[], messageId?: string }): Promise<QueueEntry>
+  list (): QueueEntry[]
+  /** Try every pending recipient now instead of waiting for its next attempt. */
+  retryNow (): void
+  /** Called after every change of state (a message queued, an attempt finished). */
+  onChange (listener: () => void): () => void
+}
+
+const ENTRY_PREFIX = 'e!'
+
+export function outboundQueue (init: QueueInit, components: QueueComponents): OutboundQueue {
+  const log = components.logger.child({ component: 'queue' })
+  const db = new ClassicLevel<string, string>(init.path, { valueEncoding: 'utf8' })
+  const commit = new GroupCommit(db as unknown as ClassicLevel<string, string | Buffer>)
+  const entries = new Map<string, QueueEntry>()
+  const inFlight = new Set<string>() // `${entryId} ${destination}`
+  const listeners = new Set<() => void>()
+  let timer: NodeJS.Timeout | undefined
+  let running = false
+  let active = 0
+  const attempts = new Set<Promise<void>>()
+
+  function changed (): void {
+    for (const listener of listeners) listener()
+  }
+
+  async function persist (entry: QueueEntry): Promise<void> {
+    const done = entry.recipients.every(r => r.state !== 'pending')
+    await commit.write([done ? { type: 'del', key: ENTRY_PREFIX + entry.id } : { type: 'put', key: ENTRY_PREFIX + entry.id, value: JSON.stringify(entry) }])
+  }
+
+  function destinationOf (address: string): string {
+    const parsed = parseAddress(address)
+    return parsed.route === 'onion' ? parsed.domain : RELAY_DESTINATION
+  }
+
+  function schedule (): void {
+    clearTimeout(timer)
+    if (!running) return
+    let earliest = Infinity
+    for (const entry of entries.values()) {
+      for (const r of entry.recipients) {
+        if (r.state === 'pending' && !inFlight.has(`${entry.id} ${r.destination}`)) earliest = Math.min(earliest, r.nextAttemptAt)
+      }
+    }
+    if (earliest === Infinity) return
+    const wait = Math.min(Math.max(0, earliest - Date.now()), 2_147_000_000)
+    timer = setTimeout(runDue, wait)
+  }
+
+  function runDue (): void {
+    const now = Date.now()
+    for (const entry of entries.values()) {
+      const due = new Map<string, QueueRecipient[]>()
+      for (const r of entry.recipients) {
+        if (r.state !== 'pending' || r.nextAttemptAt > now || inFlight.has(`${entry.id} ${r.destination}`)) continue
+        due.set(r.destination, [...(due.get(r.destination) ?? []), r])
+      }
+      for (const [destination, recipients] of due) {
+        if (active >= init.concurrency) break
+        const key = `${entry.id} ${destination}`
+        inFlight.add(key)
+        active++
+        const attempt: Promise<void> = attemptDelivery(entry, destination, recipients)
+          .catch(err => { log.error({ entry: entry.id, err: (err as Error).message }, 'delivery attempt crashed; will retry') })
+          .finally(() => { inFlight.delete(key); attempts.delete(attempt); active--; schedule(); changed() })
+        attempts.add(attempt)
+      }
+    }
+    schedule()
+  }
+
+  async function attemptDelivery (entry: QueueEntry, destination: string, recipients: QueueRecipient[]): Promise<void> {
+    const message = await components.store.get(entry.storeId)
+    let results: RecipientResult[]
+    if (message === undefined) {
+      log.error({ entry: entry.id, store: entry.storeId }, 'queued message is missing from the store; failing its recipients')
+      results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'the message was lost from local storage' }))
+    } else if (destination === RELAY_DESTINATION && !init.hasRelay) {
+      results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'no legacy relay is configured, so mail to ordinary (non-onion) addresses cannot be sent; set "relay" in config.yaml' }))
+    } else {
+      try {
+        results = await components.delivery.deliver(destination, { from: entry.from, to: recipients.map(r => r.address), raw: withoutBcc(message.raw) })
+      } catch (err) {
+        const failure = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false)
+        results = recipients.map(r => ({ address: r.address, ok: false, permanent: failure.permanent, reply: failure.message }))
+      }
+    }
+    const now = Date.now()
+    const failed: DsnRecipient[] = []
+    const delayed: DsnRecipient[] = []
+    for (const r of recipients) {
+      const result = results.find(x => x.address === r.address) ?? { ok: false, permanent: false, reply: 'no answer for this recipient' }
+      r.attempts++
+      r.lastAttemptAt = now
+      r.lastResult = result.reply
+      if (result.ok) {
+        r.state = 'delivered'
+        log.info({ entry: entry.id, destination, attempts: r.attempts }, 'delivered')
+        continue
+      }
+      const next = result.permanent ? { giveUp: true as const } : nextAttempt(init.retry, r.attempts, now)
+      if ('giveUp' in next) {
+        r.state = 'failed'
+        failed.push({ address: r.address, action: 'failed', status: result.permanent ? '5.0.0' : '4.4.7', diagnostic: result.reply, lastAttemptAt: new Date(now) })
+        log.warn({ entry: entry.id, destination, attempts: r.attempts, reason: result.reply }, 'delivery failed for good')
+      } else {
+        r.nextAttemptAt = next.retryAt
+        log.info({ entry: entry.id, destination, attempts: r.attempts, retryAt: new Date(next.retryAt).toISOString(), reason: result.reply }, 'delivery delayed, will retry')
+        if (r.attempts >= init.retry.delayedNoticeAfterAttempts && !r.delayedNoticeSent) {
+          r.delayedNoticeSent = true
+          const remaining = init.retry.delaysMs.slice(r.attempts - 1).reduce((a, b) => a + b, 0)
+          delayed.push({ address: r.address, action: 'delayed', status: '4.4.1', diagnostic: result.reply, lastAttemptAt: new Date(now), willRetryUntil: new Date(now + remaining) })
+        }
+      }
+    }
+    // The notices are stored before the state that says they were sent.
+    if ((failed.length > 0 || delayed.length > 0) && message !== undefined) await notifySender(entry, message.raw, [...failed, ...delayed])
+    // Move to Sent before the entry goes: a crash in between leaves an entry that start()
+    // finishes, never an Outbox message without an entry (which would be sent again).
+    if (entry.recipients.every(r => r.state !== 'pending')) await finish(entry)
+    await persist(entry)
+  }
+
+  async function notifySender (entry: QueueEntry, original: Buffer, recipients: DsnRecipient[]): Promise<void> {
+    if (entry.from === '') return // never notify about a notice (RFC 3461 6.2)
+    const subject = headerValue(original, 'Subject')
+    const dsn = buildDsn({
+      reportingDomain: init.domain,
+      to: entry.from,
+      ...(entry.messageId !== undefined ? { originalMessageId: entry.messageId } : {}),
+      ...(subject !== undefined ? { originalSubject: subject } : {}),
+      arrivalDate: new Date(entry.createdAt),
+      recipients,
+      original,
+      now: new Date()
+    })
+    await components.store.add({ folder: 'Inbox', raw: dsn.raw, from: '', to: [entry.from], messageId: dsn.messageId })
+  }
+
+  async function finish (entry: QueueEntry): Promise<void> {
+    entries.delete(entry.id)
+    const message = await components.store.get(entry.storeId)
+    if (message !== undefined && message.folder === 'Outbox') {
+      await components.store.move(entry.storeId, 'Sent')
+      if (entry.recipients.some(r => r.state === 'failed')) await components.store.setFlags(entry.storeId, [...message.flags, '$Undelivered'])
+    }
+  }
+
+  async function enqueue (message: { storeId: string, from: string, to: string[], messageId?: string }): Promise<QueueEntry> {
+    const existing = [...entries.values()].find(e => e.storeId === message.storeId)
+    if (existing !== undefined) return existing
+    const now = Date.now()
+    const unique = [...new Set(message.to.map(a => a.toLowerCase()))]
+    const entry: QueueEntry = {
+      id: `${now.toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`,
+      storeId: message.storeId,
+      from: message.from,
+      ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
+      createdAt: now,
+      recipients: unique.map(address => ({ address, destination: destinationOf(address), state: 'pending', attempts: 0, nextAttemptAt: now, delayedNoticeSent: false }))
+    }
+    await persist(entry)
+    entries.set(entry.id, entry)
+    if (running) setImmediate(runDue)
+    changed()
+    return entry
+  }
+
+  return {
+    async start () {
+      await db.open()
+      for await (const value of db.values({ gte: ENTRY_PREFIX, lt: `${ENTRY_PREFIX}\xff` })) {
+        const entry = JSON.parse(value) as QueueEntry
+        if (entry.recipients.some(r => r.state === 'pending')) {
+          entries.set(entry.id, entry)
+        } else {
+          await finish(entry) // a crash came between finishing and forgetting it
+          await persist(entry)
+        }
+      }
+      // A message that reached the Outbox without its queue entry (a crash between the two
+      // writes, before the client got its 250) is queued now rather than left behind.
+      const queued = new Set([...entries.values()].map(e => e.storeId))
+      for (const meta of await components.store.list('Outbox')) {
+        if (queued.has(meta.id)) continue
+        log.warn({ store: meta.id }, 'found an Outbox message without a queue entry; queueing it')
+        const message = await components.store.get(meta.id)
+        const messageId = meta.messageId ?? (message !== undefined ? messageIdOf(message.raw) : undefined)
+        await enqueue({ storeId: meta.id, from: meta.from, to: meta.to, ...(messageId !== undefined ? { messageId } : {}) })
+      }
+      running = true
+      log.info({ pending: entries.size }, 'outbound queue started')
+      runDue()
+    },
+    async stop () {
+      running = false
+      clearTimeout(timer)
+      await Promise.all(attempts)
+      await db.close()
+    },
+    enqueue,
+    list () {
+      return [...entries.values()].map(e => structuredClone(e))
+    },
+    retryNow () {
+      const now = Date.now()
+      for (const entry of entries.values()) for (const r of entry.recipients) if (r.state === 'pending') r.nextAttemptAt = Math.min(r.nextAttemptAt, now)
+      runDue()
+    },
+    onChange (listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    }
+  }
+}

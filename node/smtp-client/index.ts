@@ -1,0 +1,256 @@
+// The node's SMTP client, for SMTorP peers over Tor and for the legacy relay.
+// One connection object per TCP stream, used for one transaction at a time and reused for
+// the next (RFC 5321 3.3: a new MAIL after a finished transaction needs no RSET). With
+// PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one write, so a message costs two
+// round trips on an open connection: one for the envelope, one for the body.
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls'
+import { connect as netConnect, type Socket } from 'node:net'
+import { ReplyParser, dotStuff, ehloExtensions, replyText, SmtpProtocolError, type SmtpReply } from '../../protocol/smtp.ts'
+import { ONION_AUTH_MECHANISM, onionAuthResponse } from '../../protocol/smtorp-auth.ts'
+import type { OnionKey } from '../../protocol/onion.ts'
+
+export { connectViaSocks, SocksError } from './socks.ts'
+
+/** A failure talking to a server; `permanent` says whether trying again later cannot help. */
+export class SmtpClientError extends Error {
+  override name = 'SmtpClientError'
+  constructor (message: string, readonly permanent: boolean, readonly reply?: SmtpReply) {
+    super(message)
+  }
+}
+
+export interface Envelope {
+  from: string
+  to: string[]
+  raw: Buffer
+}
+
+export interface RecipientResult {
+  address: string
+  ok: boolean
+  /** The server's words, for the sender's notice and the queue status. */
+  reply: string
+  permanent: boolean
+}
+
+export interface SmtpConnectionInit {
+  /** Name we give in EHLO (our onion domain, or a neutral name; never the host name). */
+  ehloName: string
+  timeoutMs: number
+}
+
+export class SmtpConnection {
+  private readonly parser = new ReplyParser()
+  private replies: SmtpReply[] = []
+  private waiter: (() => void) | undefined
+  private failure: Error | undefined
+  extensions = new Map<string, string>()
+  private constructor (private socket: Socket | TLSSocket, private readonly init: SmtpConnectionInit) {
+    this.attach(socket)
+  }
+
+  /** Take over a connected socket: read the greeting and say EHLO. */
+  static async open (socket: Socket | TLSSocket, init: SmtpConnectionInit): Promise<SmtpConnection> {
+    const connection = new SmtpConnection(socket, init)
+    try {
+      const greeting = await connection.read()
+      if (greeting.code !== 220) throw connection.refusal('greeting', greeting)
+      await connection.ehlo()
+      return connection
+    } catch (err) {
+      connection.close()
+      throw err
+    }
+  }
+
+  /** Plain TCP connection (the relay, when not through Tor). */
+  static async dial (host: string, port: number, timeoutMs: number): Promise<Socket> {
+    return await new Promise((resolve, reject) => {
+      const socket = netConnect({ host, port })
+      const timer = setTimeout(() => { socket.destroy(); reject(new SmtpClientError(`no connection to ${host}:${port} within ${timeoutMs} ms`, false)) }, timeoutMs)
+      socket.once('connect', () => { clearTimeout(timer); socket.setNoDelay(true); resolve(socket) })
+      socket.once('error', err => { clearTimeout(timer); reject(new SmtpClientError(`cannot connect to ${host}:${port}: ${err.message}`, false)) })
+    })
+  }
+
+  get usable (): boolean {
+    return this.failure === undefined && !this.socket.destroyed
+  }
+
+  private attach (socket: Socket | TLSSocket): void {
+    socket.setEncoding?.('latin1')
+    socket.on('data', (chunk: string) => {
+      try {
+        this.replies.push(...this.parser.push(chunk))
+      } catch (err) {
+        this.fail(new SmtpClientError(`the server broke the protocol: ${(err as SmtpProtocolError).message}`, false))
+        socket.destroy()
+      }
+      this.waiter?.()
+    })
+    socket.on('error', err => { this.fail(new SmtpClientError(`connection error: ${err.message}`, false)) })
+    socket.on('close', () => { this.fail(new SmtpClientError('the server closed the connection', false)) })
+  }
+
+  private fail (err: Error): void {
+    this.failure ??= err
+    this.waiter?.()
+  }
+
+  private async read (): Promise<SmtpReply> {
+    const deadline = Date.now() + this.init.timeoutMs
+    for (;;) {
+      const reply = this.replies.shift()
+      if (reply !== undefined) return reply
+      if (this.failure !== undefined) throw this.failure
+      const wait = deadline - Date.now()
+      if (wait <= 0) {
+        const err = new SmtpClientError(`no reply from the server within ${this.init.timeoutMs} ms`, false)
+        this.fail(err)
+        this.socket.destroy()
+        throw err
+      }
+      await new Promise<void>(resolve => {
+        const timer = setTimeout(resolve, wait)
+        this.waiter = () => { clearTimeout(timer); resolve() }
+      })
+      this.waiter = undefined
+    }
+  }
+
+  private write (data: string | Buffer): void {
+    if (this.failure !== undefined) throw this.failure
+    this.socket.write(data)
+  }
+
+  private async command (line: string): Promise<SmtpReply> {
+    this.write(`${line}\r\n`)
+    return await this.read()
+  }
+
+  private refusal (what: string, reply: SmtpReply): SmtpClientError {
+    return new SmtpClientError(`server refused ${what}: ${replyText(reply)}`, reply.code >= 500, reply)
+  }
+
+  private async ehlo (): Promise<void> {
+    const reply = await this.command(`EHLO ${this.init.ehloName}`)
+    if (reply.code !== 250) throw this.refusal('EHLO', reply)
+    this.extensions = ehloExtensions(reply)
+  }
+
+  /** RFC 3207 STARTTLS, then EHLO again over TLS. */
+  async startTls (options: ConnectionOptions): Promise<void> {
+    if (!this.extensions.has('STARTTLS')) throw new SmtpClientError('the server does not offer STARTTLS', false)
+    const reply = await this.command('STARTTLS')
+    if (reply.code !== 220) throw this.refusal('STARTTLS', reply)
+    const plain = this.socket
+    plain.removeAllListeners('data')
+    plain.removeAllListeners('close')
+    plain.removeAllListeners('error')
+    const secure = await new Promise<TLSSocket>((resolve, reject) => {
+      const tls = tlsConnect({ ...options, socket: plain }, () => { resolve(tls) })
+      tls.once('error', err => { reject(new SmtpClientError(`TLS handshake failed: ${err.message}`, false)) })
+    })
+    this.socket = secure
+    this.attach(secure)
+    await this.ehlo()
+  }
+
+  get secure (): boolean {
+    return 'encrypted' in this.socket && this.socket.encrypted
+  }
+
+  /** SMTorP sender-node authentication (spec/smtorp.md). */
+  async authOnion (key: OnionKey, serverOnion: string): Promise<void> {
+    if (!(this.extensions.get('AUTH') ?? '').toUpperCase().split(' ').includes(ONION_AUTH_MECHANISM)) {
+      throw new SmtpClientError(`the peer does not offer AUTH ${ONION_AUTH_MECHANISM}; it may not be an smtorp node`, true)
+    }
+    const challenge = await this.command(`AUTH ${ONION_AUTH_MECHANISM}`)
+    if (challenge.code !== 334) throw this.refusal('onion authentication', challenge)
+    const result = await this.command(onionAuthResponse(key, serverOnion, challenge.lines[0] ?? ''))
+    if (result.code !== 235) throw this.refusal('onion authentication', result)
+  }
+
+  /** RFC 4616 PLAIN inside RFC 4954 AUTH, for the relay. */
+  async authPlain (username: string, password: string): Promise<void> {
+    const token = Buffer.from(`\0${username}\0${password}`, 'utf8').toString('base64')
+    const reply = await this.command(`AUTH PLAIN ${token}`)
+    if (reply.code !== 235) throw this.refusal('our relay credentials', reply)
+  }
+
+  /**
+   * One mail transaction. Resolves with a result per recipient; throws SmtpClientError when
+   * the whole transaction failed (then every recipient shares that fate).
+   */
+  async send (envelope: Envelope): Promise<RecipientResult[]> {
+    const sizeLimit = Number(this.extensions.get('SIZE') ?? '0')
+    if (sizeLimit > 0 && envelope.raw.length > sizeLimit) {
+      throw new SmtpClientError(`the message (${envelope.raw.length} bytes) is larger than the server accepts (${sizeLimit} bytes)`, true)
+    }
+    const params: string[] = []
+    if (this.extensions.has('SIZE')) params.push(`SIZE=${envelope.raw.length}`)
+    if (this.extensions.has('8BITMIME') && envelope.raw.some(byte => byte > 127)) params.push('BODY=8BITMIME')
+    const commands = [`MAIL FROM:<${envelope.from}>${params.map(p => ` ${p}`).join('')}`, ...envelope.to.map(to => `RCPT TO:<${to}>`), 'DATA']
+    const replies: SmtpReply[] = []
+    if (this.extensions.has('PIPELINING')) {
+      this.write(commands.map(c => `${c}\r\n`).join(''))
+      for (let i = 0; i < commands.length; i++) replies.push(await this.read())
+    } else {
+      for (const command of commands) {
+        const reply = await this.command(command)
+        replies.push(reply)
+        if (command.startsWith('MAIL') && reply.code !== 250) break
+      }
+    }
+    const mail = replies[0]!
+    if (mail.code !== 250) {
+      await this.resetAfterFailure()
+      throw this.refusal('the sender', mail)
+    }
+    const results: RecipientResult[] = envelope.to.map((address, i) => {
+      const reply = replies[i + 1]
+      if (reply === undefined) return { address, ok: false, reply: 'not attempted', permanent: false }
+      return { address, ok: reply.code === 250 || reply.code === 251, reply: replyText(reply), permanent: reply.code >= 500 }
+    })
+    const data = replies[envelope.to.length + 1]
+    if (!results.some(r => r.ok) || data === undefined || data.code !== 354) {
+      // RFC 2920 3.1: with no accepted recipient DATA fails. A server that says 354 anyway
+      // would take an empty message on "."; drop the connection instead.
+      if (data?.code === 354) this.close()
+      else await this.resetAfterFailure()
+      if (!results.some(r => r.ok)) return results
+      throw this.refusal('DATA', data ?? mail)
+    }
+    this.write(dotStuff(envelope.raw))
+    const final = await this.read()
+    if (final.code !== 250) {
+      const permanent = final.code >= 500
+      return results.map(r => r.ok ? { ...r, ok: false, reply: replyText(final), permanent } : r)
+    }
+    return results.map(r => r.ok ? { ...r, reply: replyText(final) } : r)
+  }
+
+  private async resetAfterFailure (): Promise<void> {
+    try {
+      const reply = await this.command('RSET')
+      if (reply.code !== 250) this.close()
+    } catch {
+      this.close()
+    }
+  }
+
+  async quit (): Promise<void> {
+    if (!this.usable) return
+    try {
+      await this.command('QUIT')
+    } catch {
+      // The server may close first; nothing is lost either way.
+    }
+    this.close()
+  }
+
+  close (): void {
+    this.failure ??= new SmtpClientError('connection closed', false)
+    this.socket.destroy()
+  }
+}

@@ -1,0 +1,66 @@
+// The MailStore interface: where received and sent mail is kept.
+//
+// Contract (every implementation must hold it; test/store-compliance.ts checks it):
+// - `add` is durable when its promise resolves: after a crash (kill -9) the message is there.
+// - A message is stored byte for byte; `get` returns exactly the bytes given to `add`.
+// - Ids are assigned by the store, unique within it, and never reused.
+// - `add` with a `messageId` already present in the same folder returns the existing
+//   entry (`duplicate: true`) instead of storing a second copy: at-least-once delivery
+//   from peers must show each message once.
+// - `list` returns entries of one folder in arrival order (oldest first).
+// - Flags are a set of strings (IMAP style, e.g. "\\Seen"); `setFlags` replaces them.
+// - `move` changes the folder of a message; the id stays.
+// - Unknown ids give `undefined` from `get` and a MailStoreError from mutating calls.
+//
+// A later issue replaces the LevelDB implementation with the encrypted, erasure-coded
+// vault; callers must depend only on this interface.
+
+export type Folder = 'Inbox' | 'Sent' | 'Outbox'
+export const FOLDERS: readonly Folder[] = ['Inbox', 'Sent', 'Outbox']
+
+export interface StoredMessageMeta {
+  id: string
+  folder: Folder
+  /** Message-ID header value without angle brackets, if the message had one. */
+  messageId?: string
+  /** Envelope sender and recipients as given by SMTP. */
+  from: string
+  to: string[]
+  /** Milliseconds since the epoch when the store received it. */
+  receivedAt: number
+  size: number
+  flags: string[]
+}
+
+export interface StoredMessage extends StoredMessageMeta {
+  raw: Buffer
+}
+
+export interface NewMessage {
+  folder: Folder
+  raw: Buffer
+  from: string
+  to: string[]
+  messageId?: string
+  flags?: string[]
+}
+
+export interface AddResult {
+  meta: StoredMessageMeta
+  duplicate: boolean
+}
+
+export interface MailStore {
+  open (): Promise<void>
+  close (): Promise<void>
+  add (message: NewMessage): Promise<AddResult>
+  get (id: string): Promise<StoredMessage | undefined>
+  list (folder: Folder): Promise<StoredMessageMeta[]>
+  setFlags (id: string, flags: string[]): Promise<void>
+  move (id: string, folder: Folder): Promise<void>
+  remove (id: string): Promise<void>
+}
+
+export class MailStoreError extends Error {
+  override name = 'MailStoreError'
+}

@@ -1,0 +1,140 @@
+// The local submission port (RFC 6409, on 127.0.0.1 only): where the owner's mail client,
+// `smtorp send`, swaks or Python's smtplib hand mail to the node. The owner authenticates
+// with AUTH PLAIN or LOGIN (the password is in <dataDir>/submission.secret) and may send only
+// as their own address. A message is acknowledged with 250 only once it is durably in the
+// Outbox and in the queue; then the queue delivers it.
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from '../log/index.ts'
+import type { MailStore } from '../store/mail-store.ts'
+import type { OutboundQueue } from '../queue/index.ts'
+import { SmtpReplyError } from '../smtp-in/errors.ts'
+import { parseAddress, AddressError } from '../../protocol/address.ts'
+import { completeSubmittedMessage, prependHeaders, rfc5322Date } from '../../protocol/message.ts'
+
+export interface SubmissionInit {
+  /** The owner's address, user@<onion>.onion. */
+  address: string
+  password: string
+  port: number
+  requireAuth: boolean
+  maxMessageBytes: number
+  /** RFC 5321 4.5.3.1.8 asks servers to take at least 100. */
+  maxRecipients?: number
+}
+
+export interface SubmissionComponents {
+  logger: Logger
+  store: MailStore
+  queue: OutboundQueue
+}
+
+export interface Submission {
+  start (): Promise<void>
+  stop (): Promise<void>
+  port (): number
+}
+
+function digest (text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
+}
+
+export function submission (init: SubmissionInit, components: SubmissionComponents): Submission {
+  const log = components.logger.child({ component: 'submission' })
+  const owner = init.address.toLowerCase()
+  const [ownerLocal, domain] = owner.split('@') as [string, string]
+  const passwordDigest = digest(init.password)
+  const maxRecipients = init.maxRecipients ?? 100
+  let boundPort = 0
+
+  const server = new SMTPServer({
+    name: 'localhost',
+    banner: 'smtorp submission',
+    logger: false,
+    disabledCommands: ['STARTTLS'], // loopback only
+    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: !init.requireAuth,
+    allowInsecureAuth: true,
+    disableReverseLookup: true,
+    size: init.maxMessageBytes,
+    useXClient: false,
+    useXForward: false,
+
+    onAuth (auth, session, callback) {
+      const user = (auth.username ?? '').toLowerCase()
+      // Compare digests so the comparison takes the same time whatever the guess.
+      const passwordOk = timingSafeEqual(digest(auth.password ?? ''), passwordDigest)
+      if ((user === ownerLocal || user === owner) && passwordOk) return callback(null, { user: owner })
+      log.info({ session: session.id }, 'submission login failed')
+      callback(new SmtpReplyError(535, '5.7.8', 'Authentication credentials invalid'))
+    },
+
+    onMailFrom (address: SMTPServerAddress, session: SMTPServerSession, callback) {
+      if (init.requireAuth && session.user === undefined) return callback(new SmtpReplyError(530, '5.7.0', 'Authentication required'))
+      if (address.address.toLowerCase() !== owner) return callback(new SmtpReplyError(553, '5.7.1', `You may send only as ${owner}`))
+      callback()
+    },
+
+    onRcptTo (address: SMTPServerAddress, session: SMTPServerSession, callback) {
+      if (session.envelope.rcptTo.length >= maxRecipients) return callback(new SmtpReplyError(452, '4.5.3', `Too many recipients: at most ${maxRecipients} per message`))
+      try {
+        parseAddress(address.address)
+      } catch (err) {
+        if (!(err instanceof AddressError)) throw err
+        return callback(new SmtpReplyError(553, '5.1.3', `Bad recipient address: ${err.message}`))
+      }
+      callback()
+    },
+
+    onData (stream: SMTPServerDataStream, session: SMTPServerSession, callback) {
+      const chunks: Buffer[] = []
+      let length = 0
+      stream.on('data', (chunk: Buffer) => {
+        length += chunk.length
+        if (length <= init.maxMessageBytes) chunks.push(chunk)
+      })
+      stream.on('end', () => {
+        if (stream.sizeExceeded || length > init.maxMessageBytes) {
+          return callback(new SmtpReplyError(552, '5.3.4', `Message too big: the limit is ${init.maxMessageBytes} bytes`))
+        }
+        const now = new Date()
+        const completed = completeSubmittedMessage(Buffer.concat(chunks, length), domain, now)
+        const raw = prependHeaders(completed.raw, [`Received: by ${domain} (smtorp submission) id ${session.id}; ${rfc5322Date(now)}`])
+        const to = session.envelope.rcptTo.map(r => r.address.toLowerCase())
+        accept(raw, to, completed.messageId).then(
+          queueId => { callback(null, `2.0.0 Queued as ${queueId}`) },
+          (err: Error) => {
+            log.error({ session: session.id, err: err.message }, 'could not queue a submitted message')
+            callback(new SmtpReplyError(451, '4.3.0', 'Local error queueing the message, try again later', false))
+          })
+      })
+    }
+  })
+  server.on('error', err => { log.warn({ err: err.message }, 'submission server error') })
+
+  async function accept (raw: Buffer, to: string[], messageId: string): Promise<string> {
+    const stored = await components.store.add({ folder: 'Outbox', raw, from: owner, to, messageId, flags: ['\\Seen'] })
+    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId })
+    log.info({ queue: entry.id, recipients: to.length, size: raw.length }, 'accepted a message for delivery')
+    return entry.id
+  }
+
+  return {
+    async start () {
+      await new Promise<void>((resolve, reject) => {
+        server.server.once('error', reject)
+        server.listen(init.port, '127.0.0.1', () => {
+          server.server.off('error', reject)
+          boundPort = (server.server.address() as AddressInfo).port
+          resolve()
+        })
+      })
+      log.info({ port: boundPort }, 'submission port listening on loopback')
+    },
+    async stop () {
+      await new Promise<void>(resolve => server.close(() => resolve()))
+    },
+    port () { return boundPort }
+  }
+}
