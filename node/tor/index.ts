@@ -1,7 +1,7 @@
 // The node's Tor integration: runs (or attaches to) a tor, publishes the node's onion
 // services over the ControlPort and reports bootstrap and descriptor-upload status.
 //
-//   const tor = torService({ mode: 'own', dataDir })({ logger })
+//   const tor = torService({ mode: 'own', dataDir }, { logger })
 //   await tor.start()
 //   await tor.waitForBootstrap(60_000)
 //   const address = await tor.publishOnion({ expandedSecretKey: expandedSecretKey(seed), virtualPort: 25, target: { host: '127.0.0.1', port: 2525 } })
@@ -23,7 +23,7 @@ export type { TorInit, TorComponents, TorService, TorStatus, OnionServiceConfig 
 export { TorServiceError, TorTimeoutError } from './tor-service.ts'
 export { TorControlError, TorControlClosedError } from './control.ts'
 
-/** Factory (js-libp2p style): options now, dependencies when the node wires services. */
-export function torService (init: TorInit): (components: TorComponents) => TorService {
-  return (components) => new TorServiceImpl(init, components)
+/** Factory, as the node's other services: options in `init`, dependencies in `components`. */
+export function torService (init: TorInit, components: TorComponents): TorService {
+  return new TorServiceImpl(init, components)
 }

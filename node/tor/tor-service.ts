@@ -68,6 +68,8 @@ export interface TorStatus {
   onions: { address: string, descriptorUploaded: boolean }[]
   /** Own mode: tor restarts after it died. Attach mode: control reconnections. */
   restarts: number
+  /** Own mode: pid of the running tor. */
+  pid?: number
   lastError?: string
 }
 
@@ -151,7 +153,8 @@ export class TorServiceImpl implements TorService {
   // --- status -------------------------------------------------------------------
 
   status (): TorStatus {
-    return { ...this.#status, onions: [...this.#onions].map(([address, o]) => ({ address, descriptorUploaded: o.descriptorUploaded })) }
+    const pid = this.#child?.pid
+    return { ...this.#status, ...(pid !== undefined ? { pid } : {}), onions: [...this.#onions].map(([address, o]) => ({ address, descriptorUploaded: o.descriptorUploaded })) }
   }
 
   onStatus (listener: (s: TorStatus) => void): () => void {

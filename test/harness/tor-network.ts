@@ -547,3 +547,29 @@ export async function writeDescription (file: string, d: NetworkDescription): Pr
 export async function removeDescription (file: string): Promise<void> {
   try { await unlink(file) } catch {}
 }
+
+/**
+ * Open a TCP connection to `host:port` through a tor SOCKS port, retrying failures for
+ * up to `retryMs`: for 2-3 s after publication an onion answers 0xF0 (descriptor not
+ * found), and after a service restart a client may first try stale introduction points.
+ */
+export async function connectThroughTor (socksPort: number, host: string, port: number, retryMs = 30_000): Promise<{ socket: import('node:net').Socket, attempts: number, ms: number }> {
+  const { SocksClient } = await import('socks')
+  const started = Date.now()
+  let attempts = 0
+  for (;;) {
+    attempts++
+    try {
+      const { socket } = await SocksClient.createConnection({
+        proxy: { host: '127.0.0.1', port: socksPort, type: 5 },
+        command: 'connect',
+        destination: { host, port },
+        timeout: 20_000,
+      })
+      return { socket, attempts, ms: Date.now() - started }
+    } catch (err) {
+      if (Date.now() - started > retryMs) throw new Error(`no connection to ${host}:${port} through tor after ${attempts} attempts: ${(err as Error).message}`)
+      await delay(500)
+    }
+  }
+}
