@@ -29,6 +29,9 @@ const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 const LOCAL_DOMAINS = new Set(['localhost', 'localdomain', 'local', 'internal', 'invalid', 'test', 'example', 'home.arpa'])
 
 export function parseAddress (input: string): MailAddress {
+  // Before any case folding: toLowerCase() maps some non-ASCII letters to ASCII ones (KELVIN
+  // SIGN U+212A becomes "k"), which would let a non-ASCII address pass as an ASCII one.
+  if (/[^\x20-\x7e]/.test(input)) throw new AddressError('only printable ASCII is accepted in addresses')
   const text = input.trim()
   if (text.startsWith('@') || text.includes(':')) throw new AddressError('source routes are not accepted')
   const at = text.lastIndexOf('@')

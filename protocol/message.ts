@@ -65,7 +65,12 @@ export function completeSubmittedMessage (raw: Buffer, domain: string, now: Date
   // Put them just before the blank line, so trace headers stay on top.
   const end = headerEnd(raw)
   const bodyStartsAfterBlank = end < raw.length || /\r?\n\r?\n$/.test(raw.subarray(Math.max(0, end - 4), end).toString('latin1'))
-  if (!bodyStartsAfterBlank) return { raw: Buffer.concat([raw, Buffer.from(`\r\n${add.join('\r\n')}\r\n`)]), messageId }
+  if (!bodyStartsAfterBlank) {
+    // Header fields only, no body: append, ending the last line first if it is not ended.
+    // Never add a CRLF after one that is there: that blank line would make the new fields body.
+    const ended = raw.length === 0 || raw[raw.length - 1] === 0x0a
+    return { raw: Buffer.concat([raw, Buffer.from(`${ended ? '' : '\r\n'}${add.join('\r\n')}\r\n`)]), messageId }
+  }
   const blank = raw[end - 2] === 0x0d ? end - 2 : end - 1
   return { raw: Buffer.concat([raw.subarray(0, blank), Buffer.from(add.map(h => `${h}\r\n`).join('')), raw.subarray(blank)]), messageId }
 }
@@ -82,8 +87,10 @@ export function rfc5322Date (date: Date): string {
 export function withoutBcc (raw: Buffer): Buffer {
   const end = headerEnd(raw)
   const header = raw.subarray(0, end).toString('latin1')
-  if (!/^bcc:/im.test(header)) return raw
-  // A field runs from its name to the next line that does not start with white space.
-  const kept = header.replace(/^bcc:.*(?:\r?\n[ \t].*)*\r?\n/gim, '')
+  if (!/^bcc[ \t]*:/im.test(header)) return raw
+  // A field runs from its name to the next line that does not start with white space. The name
+  // may be followed by white space (RFC 5322 4.5, obsolete syntax, which readers still accept);
+  // a bare CR inside does not end it; the last field of a body-less message may lack its CRLF.
+  const kept = header.replace(/^bcc[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*(?:\n|(?![\s\S]))/gim, '')
   return Buffer.concat([Buffer.from(kept, 'latin1'), raw.subarray(end)])
 }

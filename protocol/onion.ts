@@ -101,8 +101,25 @@ export function signWithOnionKey (seed: Buffer, message: Buffer): Buffer {
   return sign(null, message, privateKeyObject(seed))
 }
 
+// The y coordinates of the 8 points of small order on edwards25519: 1 (order 1), p-1 (order 2),
+// 0 (order 4) and the order-8 pair. An Ed25519 public key that is one of these points (in any
+// encoding, x sign bit and y >= p included) lets anyone forge signatures: with R a small-order
+// point and S = 0, RFC 8032 5.1.7 verification passes for many messages (for the identity, for
+// all), and OpenSSL does not refuse such keys. Tor refuses them as onion keys too.
+const FIELD_P = 2n ** 255n - 19n
+const Y_ORDER_8 = 0x05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826n
+const SMALL_ORDER_Y = new Set([0n, 1n, FIELD_P - 1n, Y_ORDER_8, FIELD_P - Y_ORDER_8])
+
+/** Whether a 32-byte Ed25519 public key encodes a point of small order (a forgeable key). */
+export function isSmallOrderPublicKey (publicKey: Buffer): boolean {
+  if (publicKey.length !== 32) return false
+  const y = BigInt(`0x${Buffer.from(publicKey).reverse().toString('hex')}`) & ((1n << 255n) - 1n)
+  return SMALL_ORDER_Y.has(y % FIELD_P)
+}
+
 export function verifyOnionSignature (publicKey: Buffer, message: Buffer, signature: Buffer): boolean {
   if (publicKey.length !== 32 || signature.length !== 64) return false
+  if (isSmallOrderPublicKey(publicKey)) return false
   try {
     return verify(null, message, publicKeyObject(publicKey), signature)
   } catch {

@@ -33,6 +33,7 @@ export class ReplyParser {
     while ((newline = this.buffer.indexOf('\n')) >= 0) {
       const line = this.buffer.slice(0, newline).replace(/\r$/, '')
       this.buffer = this.buffer.slice(newline + 1)
+      if (line.length > MAX_REPLY_LINE) throw new SmtpProtocolError('reply line too long')
       const reply = this.line(line)
       if (reply !== undefined) replies.push(reply)
     }
@@ -82,6 +83,14 @@ export function dotStuff (message: Buffer): Buffer {
       chunks.push(message.subarray(start, i), Buffer.from('.'))
       start = i
     }
+    if (byte === 0x0d && message[i + 1] !== 0x0a) {
+      // bare CR (RFC 5321 2.3.8 forbids it): make it CRLF, so that no receiver can take
+      // "\r.\r\n" for the end of the data ("SMTP smuggling")
+      chunks.push(message.subarray(start, i), Buffer.from('\r\n'))
+      start = i + 1
+      atLineStart = true
+      continue
+    }
     if (byte === 0x0a && (i === 0 || message[i - 1] !== 0x0d)) {
       // bare LF: make it CRLF
       chunks.push(message.subarray(start, i), Buffer.from('\r\n'))
@@ -90,7 +99,9 @@ export function dotStuff (message: Buffer): Buffer {
     atLineStart = byte === 0x0a
   }
   chunks.push(message.subarray(start))
-  const endsWithNewline = message.length > 0 && message[message.length - 1] === 0x0a
+  // An empty message is no lines at all; a trailing bare CR became CRLF above.
+  const last = message[message.length - 1]
+  const endsWithNewline = message.length === 0 || last === 0x0a || last === 0x0d
   chunks.push(Buffer.from(endsWithNewline ? '.\r\n' : '\r\n.\r\n'))
   return Buffer.concat(chunks)
 }

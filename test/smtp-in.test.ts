@@ -71,7 +71,7 @@ describe('inbound SMTorP endpoint', () => {
     const ehlo = await smtp.command('EHLO peer')
     assert.match(ehlo.text, /^AUTH X-SMTORP-ONION$/m)
     assert.doesNotMatch(ehlo.text, /STARTTLS/)
-    assert.equal(ehlo.text.split('\n')[0], `${server.address}.onion greets you`)
+    assert.equal(ehlo.text.split('\n')[0] ?? '', `${server.address}.onion greets you`)
     smtp.close()
   })
 
@@ -80,7 +80,7 @@ describe('inbound SMTorP endpoint', () => {
     const raw = message('first', 'Caf\xe9 8-bit body\r\n.leading dot\r\n')
     const results = await connection.send({ from: alice, to: [bob], raw })
     await connection.quit()
-    assert.equal(results[0]?.ok, true, results[0]?.reply)
+    assert.equal(results[0]?.ok, true, String(results[0]?.reply))
     const inbox = await store.list('Inbox')
     const stored = await store.get(inbox.at(-1)!.id)
     assert.ok(stored)

@@ -49,7 +49,7 @@ export async function writeFileDurably (path: string, data: string | Buffer, mod
 }
 
 /** `smtorp init`: create a data directory with a new onion key. Refuses to overwrite one. */
-export async function createIdentity (dataDir: string, user: string, configOverrides = ''): Promise<Identity> {
+export async function createIdentity (dataDir: string, user: string): Promise<Identity> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   const present = await readdir(dataDir)
   if (present.includes(CONFIG_FILE) || present.includes('identity')) {
@@ -61,7 +61,7 @@ export async function createIdentity (dataDir: string, user: string, configOverr
   const password = randomBytes(18).toString('base64url')
   await writeFileDurably(join(dataDir, PASSWORD_FILE), `${password}\n`)
   const example = await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', 'config', 'config.example.yaml'), 'utf8')
-  await writeFileDurably(join(dataDir, CONFIG_FILE), example.replace(/^user: me$/m, `user: ${user}`) + configOverrides, 0o600)
+  await writeFileDurably(join(dataDir, CONFIG_FILE), example.replace(/^user: me$/m, `user: ${user}`), 0o600)
   return identityFrom(key, user, password)
 }
 

@@ -3,7 +3,7 @@
 // of its tor, attach mode works, and nothing is left running.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createServer, type Server, type Socket } from 'node:net'
+import { createServer, connect, type Server, type Socket } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -124,28 +124,51 @@ describe('tor service on the private tor network', { timeout: 240_000 }, () => {
     assert.equal(tor.status().running, false)
   })
 
-  it('attach mode: publishes through an existing tor and removes the onion on stop', async () => {
+  it('attach mode: publishes through an existing tor, republishes after losing the control connection, removes the onion on stop', async () => {
     const host = await network.startClient('host')
+    // A TCP proxy in front of the host's ControlPort, so the test can cut the connection.
+    const proxied = new Set<Socket>()
+    const proxy = createServer((inbound) => {
+      const outbound = connect({ host: '127.0.0.1', port: host.controlPort })
+      proxied.add(inbound); proxied.add(outbound)
+      inbound.pipe(outbound).pipe(inbound)
+      const drop = (): void => { inbound.destroy(); outbound.destroy() }
+      inbound.on('error', drop); outbound.on('error', drop); inbound.on('close', drop); outbound.on('close', drop)
+    })
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve))
+    const proxyPort = (proxy.address() as { port: number }).port
     try {
       const tor = torService({
-        mode: 'attach', controlHost: '127.0.0.1', controlPort: host.controlPort, cookieFile: host.cookieFile, socksHost: '127.0.0.1', socksPort: host.socksPort,
+        mode: 'attach', controlHost: '127.0.0.1', controlPort: proxyPort, cookieFile: host.cookieFile, socksHost: '127.0.0.1', socksPort: host.socksPort,
       }, { logger: silentLogger() })
       services.push(tor)
       await tor.start()
       await tor.waitForBootstrap(10_000)
       assert.deepEqual(tor.socksEndpoint(), { host: '127.0.0.1', port: host.socksPort })
       const key = generateOnionKey()
-      const t = Date.now()
+      let t = Date.now()
       const address = await tor.publishOnion({ expandedSecretKey: expandedSecretKey(key.seed), virtualPort: 25, target: { host: '127.0.0.1', port: echo.port } })
       assert.equal(address, key.address)
       await tor.waitForDescriptorUpload(address, 30_000)
       const c = await connectThroughTor(visitor.socksPort, `${address}.onion`, 25, 30_000)
       timing.attachPublishToReachableMs = Date.now() - t
       assert.equal(await echoRoundTrip(c.socket, 'attached\n'), 'attached\n')
+
+      // Cut the control connection: tor drops the (non-detached) onion; the service reconnects and republishes.
+      t = Date.now()
+      for (const s of proxied) s.destroy()
+      await waitUntil('reconnection', () => tor.status().restarts === 1 && tor.status().running, 30_000)
+      await tor.waitForDescriptorUpload(address, 30_000)
+      const again = await connectThroughTor(visitor.socksPort, `${address}.onion`, 25, 60_000)
+      timing.attachReconnectToReachableMs = Date.now() - t
+      assert.equal(await echoRoundTrip(again.socket, 'reattached\n'), 'reattached\n')
+
       await tor.stop()
       // The host tor is still running: attach mode never stops someone else's tor.
       assert.equal(isAlive(host.pid), true)
     } finally {
+      proxy.close()
+      for (const s of proxied) s.destroy()
       await host.stop()
     }
     assert.equal(isAlive(host.pid), false)

@@ -1,0 +1,97 @@
+// Two real nodes, alice and bob, each with its own tor on the private Tor network, delivering
+// to each other over their onion services. Everything here crosses real Tor circuits.
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
+import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
+import type { MailStore, StoredMessage } from '../node/store/index.ts'
+
+let network: PrivateTorNetwork
+let alice: TestNode
+let bob: TestNode
+
+async function findInInbox (store: MailStore, marker: string): Promise<StoredMessage[]> {
+  const found: StoredMessage[] = []
+  for (const meta of await store.list('Inbox')) {
+    const message = await store.get(meta.id)
+    if (message?.raw.includes(marker) === true) found.push(message)
+  }
+  return found
+}
+
+async function published (node: TestNode): Promise<void> {
+  await node.node.tor.waitForBootstrap(90_000)
+  await node.node.tor.waitForDescriptorUpload(node.identity.onionKey.address, 60_000)
+}
+
+describe('alice and bob over the private Tor network', { timeout: 600_000 }, () => {
+  before(async () => {
+    network = await sharedTorNetwork()
+    ;[alice, bob] = await Promise.all([startTestNode('alice', testSettings(network)), startTestNode('bob', testSettings(network))])
+    await Promise.all([published(alice), published(bob)])
+  })
+  after(async () => {
+    await Promise.allSettled([alice?.stop(), bob?.stop()])
+    await Promise.allSettled([alice?.remove(), bob?.remove()])
+    await network?.stop()
+  })
+
+  it('alice delivers to bob; bob holds the exact message; bob replies and alice receives it', async () => {
+    const marker = `marker-${Date.now()}`
+    const sent = await alice.submit([bob.identity.address], 'Hello over Tor', `Hi Bob, ${marker}\r\nCaf\u00e9 and a line\r\n.with a leading dot\r\n`)
+    assert.equal(sent.results[0]?.ok, true, String(sent.results[0]?.reply))
+    const [received] = await waitFor('bob to receive', async () => { const m = await findInInbox(bob.node.store, marker); return m.length > 0 && m }, 60_000)
+    assert.ok(received)
+    // What bob stores is what alice's client wrote, after the two trace headers the nodes add.
+    assert.ok(received.raw.subarray(received.raw.length - sent.raw.length).equals(sent.raw), 'body differs')
+    assert.match(received.raw.toString(), new RegExp(`^Received: from ${alice.identity.onionKey.address}\\.onion by ${bob.identity.domain}`))
+    assert.equal(received.from, alice.identity.address)
+    await waitFor('alice to file it as sent', async () => (await alice.node.store.list('Sent')).length > 0 && alice.node.queue.list().length === 0, 10_000)
+
+    const reply = `reply-${Date.now()}`
+    const answered = await bob.submit([alice.identity.address], 'Re: Hello over Tor', `Got it. ${reply}\r\n`)
+    assert.equal(answered.results[0]?.ok, true)
+    const [back] = await waitFor('alice to receive the reply', async () => { const m = await findInInbox(alice.node.store, reply); return m.length > 0 && m }, 60_000)
+    assert.ok(back!.raw.subarray(back!.raw.length - answered.raw.length).equals(answered.raw))
+  })
+
+  it('a second message to the same peer reuses the connection', async () => {
+    const before = alice.node.status().connections.opened
+    const marker = `reuse-${Date.now()}`
+    for (let i = 0; i < 3; i++) await alice.submit([bob.identity.address], `reuse ${i}`, `${marker} ${i}\r\n`)
+    await waitFor('bob to receive all three', async () => (await findInInbox(bob.node.store, marker)).length === 3, 60_000)
+    assert.equal(alice.node.status().connections.opened, before, 'a new connection was opened')
+    assert.equal(alice.node.status().connections.open >= 1, true)
+  })
+
+  it('bob offline: alice shows the message as delayed, retries, and delivers once bob is back', async () => {
+    await bob.stop()
+    const marker = `offline-${Date.now()}`
+    const sent = await alice.submit([bob.identity.address], 'while you were away', `${marker}\r\n`)
+    assert.equal(sent.results[0]?.ok, true)
+    const delayed = await waitFor('alice to report the delay', () => {
+      const r = alice.node.status().queue.flatMap(e => e.recipients).find(x => x.address === bob.identity.address)
+      return r?.state === 'delayed' ? r : undefined
+    }, 90_000)
+    assert.ok(delayed.lastResult !== undefined && delayed.lastResult.length > 0)
+    assert.ok(delayed.nextAttemptAt !== undefined)
+    await bob.restart()
+    await published(bob)
+    const copies = await waitFor('bob to receive after coming back', async () => { const m = await findInInbox(bob.node.store, marker); return m.length > 0 && m }, 120_000)
+    assert.equal(copies.length, 1)
+    await waitFor('alice\'s queue to empty', () => alice.node.queue.list().length === 0, 10_000)
+  })
+
+  it('tor killed under a running node: the node restarts it, republishes, and delivery resumes', async () => {
+    const pid = bob.node.tor.status().pid
+    assert.ok(pid !== undefined)
+    const restartsBefore = bob.node.tor.status().restarts
+    process.kill(pid, 'SIGKILL')
+    await waitFor('bob\'s tor to be restarted', () => bob.node.tor.status().restarts > restartsBefore && bob.node.tor.status().running, 60_000)
+    assert.notEqual(bob.node.tor.status().pid, pid)
+    await published(bob)
+    const marker = `after-tor-restart-${Date.now()}`
+    await alice.submit([bob.identity.address], 'after tor died', `${marker}\r\n`)
+    await waitFor('bob to receive after its tor restarted', async () => (await findInInbox(bob.node.store, marker)).length === 1, 120_000)
+  })
+})
