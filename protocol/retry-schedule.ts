@@ -5,7 +5,7 @@
 const MINUTE = 60_000
 
 export const DEFAULT_RETRY_DELAYS_MS: readonly number[] = [7.5, 15, 30, 60, 120, 240, 480, 960].map(m => m * MINUTE)
-/** Index into the delays at which the sender is told the message is delayed (the 2 h wait). */
+/** After this many failed attempts the sender is told the message is delayed: the 5th, just before the 2 h wait. */
 export const DEFAULT_DELAYED_NOTICE_AFTER = 5
 
 export interface RetryPolicy {

@@ -83,7 +83,16 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
       connection.close()
       throw new DeliveryError(`the relay ${relay.host}:${relay.port} does not offer STARTTLS, and relay.requireTls is on`, false)
     }
-    if (relay.username !== undefined) await connection.authPlain(relay.username, relay.password ?? '')
+    if (relay.username !== undefined) {
+      try {
+        await connection.authPlain(relay.username, relay.password ?? '')
+      } catch (err) {
+        // Wrong credentials are our configuration, not the message's fault: keep the mail
+        // queued (the sender sees why) until the owner fixes relay.username/password.
+        connection.close()
+        throw new DeliveryError(`the relay refused our login (check relay.username and relay.password): ${(err as Error).message}`, false)
+      }
+    }
     return connection
   }
 

@@ -6,21 +6,28 @@
 // session (detached: setsid), we track its pid ourselves, and stopping is SIGTERM to
 // the whole process group, then SIGKILL after a grace period.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readFileSync, openSync, closeSync } from 'node:fs'
 
 export interface SpawnTorOptions {
   torBinary?: string
   args: string[]
   env?: NodeJS.ProcessEnv
+  /**
+   * Append tor's stdout and stderr here. With a `Log ... file` line tor writes little
+   * there, but torrc errors before logging is set up only appear on stdout.
+   */
+  outputFile?: string
 }
 
 export function spawnTor (opts: SpawnTorOptions): ChildProcess {
+  const out = opts.outputFile !== undefined ? openSync(opts.outputFile, 'a', 0o600) : 'ignore'
   const child = spawn(opts.torBinary ?? 'tor', opts.args, {
     detached: true,
-    stdio: 'ignore',
+    stdio: ['ignore', out, out],
     // MALLOC_ARENA_MAX=1 took a whole private network from ~300 MB to ~100 MB.
     env: { ...process.env, MALLOC_ARENA_MAX: '1', ...opts.env },
   })
+  if (typeof out === 'number') closeSync(out)
   // Never keep the node event loop alive just for tor.
   child.unref()
   return child

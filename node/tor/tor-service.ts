@@ -299,7 +299,13 @@ export class TorServiceImpl implements TorService {
       const torrc = await this.#writeTorrc()
       const portFile = join(dir, 'control-port')
       await rm(portFile, { force: true })
-      const child = spawnTor({ args: ['-f', torrc, '--defaults-torrc', join(dir, 'torrc-defaults')], ...(this.#init.torBinary !== undefined ? { torBinary: this.#init.torBinary } : {}) })
+      // No await between this check and the spawn: a stop() that came first must not leave a tor behind.
+      if (this.#stopping) throw new TorServiceError('tor service stopped during startup')
+      const child = spawnTor({
+        args: ['-f', torrc, '--defaults-torrc', join(dir, 'torrc-defaults')],
+        outputFile: join(dir, 'tor.out'),
+        ...(this.#init.torBinary !== undefined ? { torBinary: this.#init.torBinary } : {}),
+      })
       let spawnError: Error | undefined
       child.on('error', (err) => { spawnError = err })
       child.on('exit', (code, signal) => { this.#onTorExit(child, code, signal) })
@@ -311,8 +317,12 @@ export class TorServiceImpl implements TorService {
       const deadline = Date.now() + 30_000
       let controlPort = 0
       while (controlPort === 0) {
-        if (spawnError !== undefined) throw new TorServiceError(`cannot run tor: ${spawnError.message}`)
-        if (this.#child !== child || child.pid === undefined || !isAlive(child.pid)) {
+        if (child.pid === undefined || spawnError !== undefined) {
+          // spawn reports a missing binary through an 'error' event on a later tick.
+          await new Promise((resolve) => setImmediate(resolve))
+          throw new TorServiceError(`cannot run tor: ${spawnError?.message ?? 'spawn failed'}`)
+        }
+        if (this.#child !== child || !isAlive(child.pid)) {
           throw new TorServiceError(`tor exited during startup: ${await this.#logTail()}`)
         }
         if (this.#stopping) throw new TorServiceError('tor service stopped during startup')
@@ -328,13 +338,13 @@ export class TorServiceImpl implements TorService {
     }
   }
 
+  /** The last warnings tor wrote (its log file, or stdout for errors before logging started). */
   async #logTail (): Promise<string> {
-    try {
-      const text = await readFile(join(this.#torDir(), 'notice.log'), 'utf8')
-      return text.trimEnd().split('\n').filter((l) => /\[(warn|err)\]/.test(l)).slice(-3).join(' | ') || '(no warnings in its log)'
-    } catch {
-      return '(no log)'
+    let text = ''
+    for (const file of ['tor.out', 'notice.log']) {
+      try { text += await readFile(join(this.#torDir(), file), 'utf8') } catch {}
     }
+    return text.trimEnd().split('\n').filter((l) => /\[(warn|err)\]/.test(l)).slice(-3).join(' | ') || '(no warnings in its log)'
   }
 
   #onTorExit (child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {

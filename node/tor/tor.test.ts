@@ -174,3 +174,36 @@ describe('tor service on the private tor network', { timeout: 240_000 }, () => {
     assert.equal(isAlive(host.pid), false)
   })
 })
+
+describe('tor service configuration errors', () => {
+  it('refuses extra torrc lines that would take over the ports or auth it manages', () => {
+    assert.throws(() => torService({ mode: 'own', dataDir: '/nonexistent', extraTorrc: ['ControlPort 9051'] }, { logger: silentLogger() }), /may not set controlport/)
+  })
+
+  it('fails start() with tor\'s own complaint when the torrc is bad, and leaves no tor running', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'smtorp-tor-bad-'))
+    try {
+      const tor = torService({ mode: 'own', dataDir, extraTorrc: ['FrobnicateTheFlux 1'] }, { logger: silentLogger() })
+      await assert.rejects(tor.start(), /tor exited during startup.*FrobnicateTheFlux/)
+      assert.equal(tor.status().running, false)
+      assert.equal(tor.status().pid, undefined)
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  it('fails start() clearly when the tor binary is missing', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'smtorp-tor-bad-'))
+    try {
+      const tor = torService({ mode: 'own', dataDir, torBinary: join(dataDir, 'no-such-tor') }, { logger: silentLogger() })
+      await assert.rejects(tor.start(), /cannot run tor: .*ENOENT/)
+    } finally {
+      await rm(dataDir, { recursive: true, force: true })
+    }
+  })
+
+  it('fails start() in attach mode when nothing listens on the control port', async () => {
+    const tor = torService({ mode: 'attach', controlHost: '127.0.0.1', controlPort: 1, socksHost: '127.0.0.1', socksPort: 9050 }, { logger: silentLogger() })
+    await assert.rejects(tor.start(), /cannot connect to tor control port/)
+  })
+})

@@ -319,12 +319,13 @@ function authorityTorrc (k: AuthorityKeys, i: number, basePort: number, dataDir:
   ].join('\n')
 }
 
+/** The end of a tor's log, with what it printed before its log file was set up. */
 async function logTail (file: string, lines = 15): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n')
-  } catch {
-    return '(no log)'
+  let text = ''
+  for (const f of [join(dirname(file), 'tor.out'), file]) {
+    try { text += await readFile(f, 'utf8') } catch {}
   }
+  return text.trimEnd().split('\n').slice(-lines).join('\n') || '(no log)'
 }
 
 const delay = async (ms: number): Promise<void> => { await new Promise((resolvePromise) => setTimeout(resolvePromise, ms)) }
@@ -351,7 +352,7 @@ async function startClientIn (parentDir: string, clientTorrc: string[], name: st
     ...clientTorrc,
     '',
   ].join('\n'))
-  const child = spawnTor({ torBinary: TOR, args: ['-f', torrc, '--defaults-torrc', await emptyFile(dataDir)] })
+  const child = spawnTor({ torBinary: TOR, args: ['-f', torrc, '--defaults-torrc', await emptyFile(dataDir)], outputFile: join(dataDir, 'tor.out') })
   const pid = child.pid
   if (pid === undefined) throw new Error(`cannot start tor for client ${name}`)
   track(pid, torrc)
@@ -442,6 +443,7 @@ export async function startPrivateTorNetwork (init: PrivateTorNetworkInit = {}):
       const child = spawnTor({
         torBinary: TOR,
         args: ['-f', torrc, '--defaults-torrc', geoip, '--TestingV3AuthVotingStartOffset', `${startOffset} seconds`],
+        outputFile: join(dataDir, 'tor.out'),
       })
       if (child.pid === undefined) throw new Error(`cannot start tor for ${k.nickname}`)
       pids[i] = child.pid
