@@ -97,6 +97,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   const submit = submission({
     address: identity.address,
     password: identity.submissionPassword,
+    host: config.submission.host,
     port: config.submission.port,
     requireAuth: config.submission.requireAuth,
     maxMessageBytes: config.smtpIn.maxMessageBytes

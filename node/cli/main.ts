@@ -15,7 +15,8 @@ const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
 usage: smtorp <command> [--data DIR] [options]
 
-  init   [--user NAME]        create a node: onion key, config, submission password
+  init   [--user NAME] [--submission-host ADDR]
+                              create a node: onion key, config, submission password
   start                       run the node in the foreground (Ctrl-C stops it)
   run    [--user NAME]        init if needed, then start
   send   --to ADDR [--to ADDR...] [--subject S] [--body TEXT | < message.eml]
@@ -38,6 +39,7 @@ async function main (): Promise<void> {
     options: {
       data: { type: 'string' },
       user: { type: 'string' },
+      'submission-host': { type: 'string' },
       to: { type: 'string', multiple: true },
       subject: { type: 'string' },
       body: { type: 'string' },
@@ -54,10 +56,10 @@ async function main (): Promise<void> {
   const user = values.user ?? (userInfo().username.toLowerCase().replace(/[^a-z0-9._-]/g, '') || 'me')
 
   switch (command) {
-    case 'init': return await init(dataDir, user)
+    case 'init': return await init(dataDir, user, values['submission-host'])
     case 'start': return await start(dataDir)
     case 'run':
-      if (!existsSync(join(dataDir, CONFIG_FILE))) await init(dataDir, user)
+      if (!existsSync(join(dataDir, CONFIG_FILE))) await init(dataDir, user, values['submission-host'])
       return await start(dataDir)
     case 'send': return await send(dataDir, values.to ?? [], values.subject, values.body)
     case 'status': return print(await askNode(join(dataDir, 'control.sock'), { command: 'status' }) as NodeStatus, values.json === true, formatStatus)
@@ -70,9 +72,9 @@ async function main (): Promise<void> {
   }
 }
 
-async function init (dataDir: string, user: string): Promise<void> {
-  const identity = await createIdentity(dataDir, user)
-  process.stdout.write(`Created a node in ${dataDir}\n  your address: ${identity.address}\n  submission:   127.0.0.1:2525, user "${user}", password in ${join(dataDir, 'submission.secret')}\n`)
+async function init (dataDir: string, user: string, submissionHost: string | undefined): Promise<void> {
+  const identity = await createIdentity(dataDir, user, submissionHost !== undefined ? { settings: [[['submission', 'host'], submissionHost]] } : {})
+  process.stdout.write(`Created a node in ${dataDir}\n  your address: ${identity.address}\n  submission:   port 2525, user "${user}", password in ${join(dataDir, 'submission.secret')}\n  settings:     ${join(dataDir, CONFIG_FILE)}\n`)
 }
 
 async function start (dataDir: string): Promise<void> {

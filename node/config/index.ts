@@ -36,6 +36,9 @@ export interface NodeConfig {
     maxConnections: number
   }
   submission: {
+    /** Listen address: 127.0.0.1 by default. Only a container, whose port is published on
+     * the host's loopback, has reason to set 0.0.0.0. */
+    host: string
     port: number
     /** Require SMTP AUTH on the submission port (default true). Only benchmarks turn it off. */
     requireAuth: boolean
@@ -64,7 +67,7 @@ export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
     user,
     tor: { mode: 'own', torBinary: 'tor', socksPort: 'auto', extraTorrc: [] },
     smtpIn: { port: 0, maxMessageBytes: 25 * 1024 * 1024, maxMessagesPerPeerPerMinute: 120, maxConnections: 32 },
-    submission: { port: 2525, requireAuth: true },
+    submission: { host: '127.0.0.1', port: 2525, requireAuth: true },
     queue: {
       retryDelaysMs: [...DEFAULT_RETRY_POLICY.delaysMs],
       delayedNoticeAfterAttempts: DEFAULT_RETRY_POLICY.delayedNoticeAfterAttempts,
@@ -194,7 +197,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   const s = top.section('smtpIn')
   s.unknownKeys(['port', 'maxMessageBytes', 'maxMessagesPerPeerPerMinute', 'maxConnections'])
   const sub = top.section('submission')
-  sub.unknownKeys(['port', 'requireAuth'])
+  sub.unknownKeys(['host', 'port', 'requireAuth'])
   const q = top.section('queue')
   q.unknownKeys(['retryDelaysMs', 'delayedNoticeAfterAttempts', 'concurrency', 'idleConnectionMs'])
   const l = top.section('log')
@@ -229,6 +232,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
       maxConnections: s.int('maxConnections', base.smtpIn.maxConnections, 1, 10_000)
     },
     submission: {
+      host: sub.string('host', base.submission.host),
       port: sub.int('port', base.submission.port, 0, 65535),
       requireAuth: sub.bool('requireAuth', true)
     },

@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile, open, rename, stat, readdir } from 'node:fs
 import { join, dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import { parseDocument } from 'yaml'
 import { generateOnionKey, onionKeyFromSeed, type OnionKey } from '../../protocol/onion.ts'
 import { CONFIG_FILE } from '../config/index.ts'
 
@@ -48,8 +49,13 @@ export async function writeFileDurably (path: string, data: string | Buffer, mod
   }
 }
 
+export interface InitOptions {
+  /** Settings to write into the new config.yaml, as [path, value], e.g. [['submission', 'host'], '0.0.0.0']. */
+  settings?: Array<[string[], unknown]>
+}
+
 /** `smtorp init`: create a data directory with a new onion key. Refuses to overwrite one. */
-export async function createIdentity (dataDir: string, user: string): Promise<Identity> {
+export async function createIdentity (dataDir: string, user: string, options: InitOptions = {}): Promise<Identity> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   const present = await readdir(dataDir)
   if (present.includes(CONFIG_FILE) || present.includes('identity')) {
@@ -60,8 +66,11 @@ export async function createIdentity (dataDir: string, user: string): Promise<Id
   await writeFileDurably(join(dataDir, SEED_FILE), key.seed)
   const password = randomBytes(18).toString('base64url')
   await writeFileDurably(join(dataDir, PASSWORD_FILE), `${password}\n`)
-  const example = await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', 'config', 'config.example.yaml'), 'utf8')
-  await writeFileDurably(join(dataDir, CONFIG_FILE), example.replace(/^user: me$/m, `user: ${user}`), 0o600)
+  // The commented example, with the user's settings filled in; comments are kept.
+  const config = parseDocument(await readFile(join(dirname(fileURLToPath(import.meta.url)), '..', 'config', 'config.example.yaml'), 'utf8'))
+  config.set('user', user)
+  for (const [path, value] of options.settings ?? []) config.setIn(path, value)
+  await writeFileDurably(join(dataDir, CONFIG_FILE), config.toString(), 0o600)
   return identityFrom(key, user, password)
 }
 

@@ -1,4 +1,4 @@
-// The local submission port (RFC 6409, on 127.0.0.1 only): where the owner's mail client,
+// The local submission port (RFC 6409, on 127.0.0.1 unless configured otherwise): where the owner's mail client,
 // `smtorp send`, swaks or Python's smtplib hand mail to the node. The owner authenticates
 // with AUTH PLAIN or LOGIN (the password is in <dataDir>/submission.secret) and may send only
 // as their own address. A message is acknowledged with 250 only once it is durably in the
@@ -17,6 +17,8 @@ export interface SubmissionInit {
   /** The owner's address, user@<onion>.onion. */
   address: string
   password: string
+  /** Default 127.0.0.1. */
+  host?: string
   port: number
   requireAuth: boolean
   maxMessageBytes: number
@@ -124,13 +126,13 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
     async start () {
       await new Promise<void>((resolve, reject) => {
         server.server.once('error', reject)
-        server.listen(init.port, '127.0.0.1', () => {
+        server.listen(init.port, init.host ?? '127.0.0.1', () => {
           server.server.off('error', reject)
           boundPort = (server.server.address() as AddressInfo).port
           resolve()
         })
       })
-      log.info({ port: boundPort }, 'submission port listening on loopback')
+      log.info({ host: init.host ?? '127.0.0.1', port: boundPort }, 'submission port listening')
     },
     async stop () {
       await new Promise<void>(resolve => server.close(() => resolve()))
