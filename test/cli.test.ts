@@ -1,0 +1,107 @@
+// The smtorp command line as a user runs it: init, a config mistake, start, send, status, queue.
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, execFile, type ChildProcess } from 'node:child_process'
+import { promisify } from 'node:util'
+import { mkdtemp, rm, stat, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parse, stringify } from 'yaml'
+import { sharedTorNetwork, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
+import { waitFor } from './harness/nodes.ts'
+import { publicKeyFromOnionAddress } from '../protocol/onion.ts'
+
+const run = promisify(execFile)
+const CLI = join(import.meta.dirname, '..', 'node', 'cli', 'main.ts')
+
+async function smtorp (dir: string, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args, '--data', dir], { timeout: 30_000 })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+let root: string
+let network: PrivateTorNetwork
+let client: TorClient
+let child: ChildProcess | undefined
+
+describe('smtorp command line', { timeout: 180_000 }, () => {
+  before(async () => { root = await mkdtemp(join(tmpdir(), 'smtorp-cli-')) })
+  after(async () => {
+    child?.kill('SIGTERM')
+    await client?.stop()
+    await network?.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+
+  it('init creates a node with a stable onion address and private files, and refuses to overwrite it', async () => {
+    const dir = join(root, 'erin')
+    const made = await smtorp(dir, 'init', '--user', 'erin')
+    assert.equal(made.code, 0, made.stderr)
+    const address = /your address: (erin@([a-z2-7]{56})\.onion)/.exec(made.stdout)
+    assert.ok(address, made.stdout)
+    assert.equal(publicKeyFromOnionAddress(address[2]!).length, 32)
+    assert.equal((await stat(join(dir, 'identity', 'onion.seed'))).mode & 0o777, 0o600)
+    assert.equal((await stat(join(dir, 'submission.secret'))).mode & 0o777, 0o600)
+    assert.equal((await stat(dir)).mode & 0o077, 0)
+    const config = await readFile(join(dir, 'config.yaml'), 'utf8')
+    assert.match(config, /^user: erin$/m)
+    assert.match(config, /# Mail to ordinary \(non-onion\) addresses/) // the comments survive
+    const again = await smtorp(dir, 'init', '--user', 'erin')
+    assert.equal(again.code, 1)
+    assert.match(again.stderr, /already holds a node/)
+  })
+
+  it('a config mistake stops start with a message naming the key', async () => {
+    const dir = join(root, 'erin')
+    const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown>
+    await writeFile(join(dir, 'config.yaml'), stringify({ ...config, queue: { concurency: 3 } }))
+    const result = await smtorp(dir, 'start')
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /unknown setting queue\.concurency/)
+  })
+
+  it('status without a running node says so', async () => {
+    const result = await smtorp(join(root, 'erin'), 'status')
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /the node is not running/)
+  })
+
+  it('start, send to an unreachable onion, and see it in status and queue', async () => {
+    network = await sharedTorNetwork()
+    client = await network.startClient('cli-test')
+    const dir = join(root, 'frank')
+    assert.equal((await smtorp(dir, 'init', '--user', 'frank')).code, 0)
+    const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown>
+    await writeFile(join(dir, 'config.yaml'), stringify({
+      ...config,
+      tor: { mode: 'attach', controlPort: client.controlPort, cookieFile: client.cookieFile, socksPort: client.socksPort },
+      submission: { port: 0 },
+      log: { level: 'warn' }
+    }))
+    child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    const port = Number(await waitFor('the node to start', () => /submission port 127\.0\.0\.1:(\d+)/.exec(out)?.[1], 60_000))
+    // `smtorp send` reads the port from config; point it at the one the node picked.
+    await writeFile(join(dir, 'config.yaml'), stringify({ ...parse(await readFile(join(dir, 'config.yaml'), 'utf8')), submission: { port } }))
+    const nowhere = `nobody@${'a'.repeat(52)}aaad.onion`
+    const invalid = await smtorp(dir, 'send', '--to', nowhere, '--subject', 'x', '--body', 'x')
+    assert.equal(invalid.code, 1)
+    assert.match(invalid.stdout, /refused .*Bad recipient address/)
+    const ghost = 'ghost@2gzyxa5ihm7nsggfxnu52rck2vv4rvmdlkiu3zzui5du4xyclen53wid.onion' // valid, not on this network
+    const sent = await smtorp(dir, 'send', '--to', ghost, '--subject', 'hello', '--body', 'are you there?')
+    assert.equal(sent.code, 0, sent.stderr)
+    assert.match(sent.stdout, /queued\s+ghost@/)
+    const queue = await waitFor('the first attempt to fail', async () => { const q = await smtorp(dir, 'queue'); return /delayed\s+ghost@/.test(q.stdout) && q.stdout }, 60_000, 500)
+    assert.match(queue, /1 attempt, next try/)
+    assert.match(queue, /last: .*(onion|Tor)/i)
+    const status = await smtorp(dir, 'status')
+    assert.match(status.stdout, /tor\s+running \(attach\)/)
+    assert.match(status.stdout, /queue\s+1 message\(s\) waiting/)
+  })
+})
