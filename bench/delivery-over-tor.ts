@@ -55,6 +55,7 @@ const BURST = Number(args.burst)
 const RTTS = Number(args.rtts)
 const SIZE = Number(args.size)
 const BURST_CONNECTIONS = 4
+const ECHO_BYTES = 32
 
 // ---------------------------------------------------------------------------------
 // Small helpers
@@ -68,6 +69,8 @@ function quantile (values: number[], q: number): number {
 }
 const median = (values: number[]): number => quantile(values, 0.5)
 const ms = (n: number): string => `${n.toFixed(1)} ms`
+/** Share of samples above `limit`, as a percentage: how often a ~40 ms stall was added. */
+const over = (values: number[], limit: number): string => `${Math.round(100 * values.filter(v => v > limit).length / values.length)}%`
 
 function withTimeout<T> (what: string, promise: Promise<T>, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -80,11 +83,29 @@ function withTimeout<T> (what: string, promise: Promise<T>, timeoutMs: number): 
 // ---------------------------------------------------------------------------------
 // The raw Tor reference: an echo server behind an onion service
 
+/**
+ * Echoes each 32-byte request. A request starting with "s" is answered in three writes
+ * (10, 10 and 12 bytes, a turn of the event loop apart), as smtp-server answers pipelined
+ * MAIL, RCPT and DATA: that isolates what a reply split over several TCP segments costs.
+ */
 async function startEchoServer (): Promise<{ server: Server, port: number }> {
   const server = createServer(socket => {
     socket.setNoDelay(true)
     socket.on('error', () => {})
-    socket.pipe(socket)
+    let pending = Buffer.alloc(0)
+    socket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk])
+      while (pending.length >= ECHO_BYTES) {
+        const request = pending.subarray(0, ECHO_BYTES)
+        pending = pending.subarray(ECHO_BYTES)
+        if (request[0] !== 0x73) { socket.write(request); continue }
+        socket.write(request.subarray(0, 10))
+        setImmediate(() => {
+          socket.write(request.subarray(10, 20))
+          setImmediate(() => { socket.write(request.subarray(20)) })
+        })
+      }
+    })
   })
   await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
   const address = server.address()
@@ -110,8 +131,8 @@ async function echoRoundTrip (socket: Socket, payload: Buffer): Promise<number> 
   return now() - started
 }
 
-async function measureEcho (socket: Socket, count: number): Promise<number[]> {
-  const payload = Buffer.alloc(32, 0x61)
+async function measureEcho (socket: Socket, count: number, split = false): Promise<number[]> {
+  const payload = Buffer.alloc(ECHO_BYTES, split ? 0x73 : 0x61)
   const samples: number[] = []
   for (let i = 0; i < count; i++) samples.push(await echoRoundTrip(socket, payload))
   return samples
@@ -253,13 +274,15 @@ async function main (): Promise<void> {
     }
     echoSocket.setNoDelay(true)
     const echoConnect = now() - echoConnectStarted
-    const echoFirstRtt = await echoRoundTrip(echoSocket, Buffer.alloc(32, 0x61))
+    const echoFirstRtt = await echoRoundTrip(echoSocket, Buffer.alloc(ECHO_BYTES, 0x61))
     const echoFirst = echoConnect + echoFirstRtt
     const rttBefore = await measureEcho(echoSocket, RTTS)
     const rtt = median(rttBefore)
     console.log('raw Tor reference (echo onion on bob\'s tor, through alice\'s SOCKS port)')
     console.log(`  first connect + round trip: ${ms(echoFirst)} (connect ${ms(echoConnect)}${echoAttempts > 1 ? `, ${echoAttempts} attempts` : ''}, round trip ${ms(echoFirstRtt)})`)
     console.log(`  round trip on the open stream: median ${ms(rtt)}, p95 ${ms(quantile(rttBefore, 0.95))} over ${RTTS}`)
+    const split = await measureEcho(echoSocket, RTTS, true)
+    console.log(`  the same, answer written in 3 pieces (as smtp-server answers pipelined MAIL/RCPT/DATA): median ${ms(median(split))}, p95 ${ms(quantile(split, 0.95))}; ${over(split, rtt + 25)} took > 25 ms more than the median round trip (${over(rttBefore, rtt + 25)} of one-piece answers did)`)
     console.log('')
 
     const arrivals = watchArrivals(bob)
@@ -315,6 +338,9 @@ async function main (): Promise<void> {
     await queueEmpty(alice, 30_000)
     const status = alice.node.status().connections
     console.log(`(c) burst of ${BURST} to bob: ${burstRate.toFixed(1)} msg/s (${burstSeconds.toFixed(2)} s from first submission to last stored at bob; all submitted after ${((submittedAt - burstStarted) / 1000).toFixed(2)} s)`)
+    const inOrder = [...arrivedAll].sort((a, b) => a - b)
+    const gaps = inOrder.slice(1).map((t, i) => t - inOrder[i]!)
+    console.log(`    gap between consecutive arrivals at bob: median ${ms(median(gaps))}, p95 ${ms(quantile(gaps, 0.95))}; ${over(gaps, 2 * rtt + 25)} of gaps > 2 round trips + 25 ms`)
     console.log(`    = ${(1000 / burstRate).toFixed(1)} ms per message = ${ratio(1000 / burstRate, rtt)} the raw round trip; connections alice opened to bob: ${status.opened - openedBefore} in total since (a), ${status.opened - openedBeforeBurst} during the burst, ${status.open} open`)
     for (const c of burstSubmitters) await c.quit()
 
@@ -334,7 +360,7 @@ async function main (): Promise<void> {
       transactions.push(now() - t0)
     }
     const transaction = median(transactions)
-    console.log(`bare SMTP transaction on an open connection (delivery.deliver, alice's key and SOCKS port): median ${ms(transaction)}, p95 ${ms(quantile(transactions, 0.95))}  = ${ratio(transaction, rtt)} the raw round trip (2 round trips + bob's fsync)`)
+    console.log(`bare SMTP transaction on an open connection (delivery.deliver, alice's key and SOCKS port): median ${ms(transaction)}, p95 ${ms(quantile(transactions, 0.95))}  = ${ratio(transaction, rtt)} the raw round trip (2 round trips + bob's fsync); ${over(transactions, 2 * rtt + 25)} took > 2 round trips + 25 ms`)
     console.log(`    new connection + SOCKS + greeting + EHLO + AUTH X-SMTORP-ONION + first transaction (circuit already up): ${ms(directOpen)}`)
 
     // --- the reference again --------------------------------------------------------

@@ -72,7 +72,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   const identity = await loadIdentity(config.dataDir, config.user)
   const store = levelMailStore({ path: join(config.dataDir, 'mail') })
   const tor = torService(config.tor.mode === 'own'
-    ? { mode: 'own', dataDir: join(config.dataDir, 'tor'), torBinary: config.tor.torBinary, socksPort: config.tor.socksPort, extraTorrc: config.tor.extraTorrc }
+    ? { mode: 'own', dataDir: config.dataDir, torBinary: config.tor.torBinary, socksPort: config.tor.socksPort, extraTorrc: config.tor.extraTorrc }
     : { ...config.tor }, { logger })
   const inbound = smtpIn({
     onion: identity.onionKey.address,

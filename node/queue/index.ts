@@ -20,6 +20,7 @@ import { nextAttempt, type RetryPolicy } from '../../protocol/retry-schedule.ts'
 import { buildDsn, type DsnRecipient } from '../../protocol/dsn.ts'
 import { headerValue, messageIdOf, withoutBcc } from '../../protocol/message.ts'
 import { GroupCommit } from './group-commit.ts'
+import { DueHeap } from './due-heap.ts'
 
 export type RecipientState = 'pending' | 'delivered' | 'failed'
 
@@ -81,10 +82,13 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   const db = new ClassicLevel<string, string>(init.path, { valueEncoding: 'utf8' })
   const commit = new GroupCommit(db as unknown as ClassicLevel<string, string | Buffer>)
   const entries = new Map<string, QueueEntry>()
+  const byStoreId = new Map<string, QueueEntry>()
+  const heap = new DueHeap()
   const inFlight = new Set<string>() // `${entryId} ${destination}`
   const listeners = new Set<() => void>()
   let timer: NodeJS.Timeout | undefined
   let running = false
+  let runPending = false
   let active = 0
   const attempts = new Set<Promise<void>>()
 
@@ -102,38 +106,55 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     return parsed.route === 'onion' ? parsed.domain : RELAY_DESTINATION
   }
 
+  /** Remember when the group (entry, destination) is next due. */
+  function due (entry: QueueEntry, destination: string): void {
+    let at = Infinity
+    for (const r of entry.recipients) if (r.destination === destination && r.state === 'pending') at = Math.min(at, r.nextAttemptAt)
+    if (at !== Infinity) heap.push({ at, entryId: entry.id, destination })
+  }
+
   function schedule (): void {
     clearTimeout(timer)
-    if (!running) return
-    let earliest = Infinity
-    for (const entry of entries.values()) {
-      for (const r of entry.recipients) {
-        if (r.state === 'pending' && !inFlight.has(`${entry.id} ${r.destination}`)) earliest = Math.min(earliest, r.nextAttemptAt)
-      }
-    }
-    if (earliest === Infinity) return
-    const wait = Math.min(Math.max(0, earliest - Date.now()), 2_147_000_000)
+    timer = undefined
+    const next = heap.peek()
+    if (!running || next === undefined) return
+    const wait = Math.min(Math.max(0, next.at - Date.now()), 2_147_000_000)
     timer = setTimeout(runDue, wait)
+  }
+
+  /** Run soon, once, however many messages arrive in this tick. */
+  function runSoon (): void {
+    if (runPending || !running) return
+    runPending = true
+    setImmediate(() => { runPending = false; runDue() })
   }
 
   function runDue (): void {
     const now = Date.now()
-    for (const entry of entries.values()) {
-      const due = new Map<string, QueueRecipient[]>()
-      for (const r of entry.recipients) {
-        if (r.state !== 'pending' || r.nextAttemptAt > now || inFlight.has(`${entry.id} ${r.destination}`)) continue
-        due.set(r.destination, [...(due.get(r.destination) ?? []), r])
-      }
-      for (const [destination, recipients] of due) {
-        if (active >= init.concurrency) break
-        const key = `${entry.id} ${destination}`
-        inFlight.add(key)
-        active++
-        const attempt: Promise<void> = attemptDelivery(entry, destination, recipients)
-          .catch(err => { log.error({ entry: entry.id, err: (err as Error).message }, 'delivery attempt crashed; will retry') })
-          .finally(() => { inFlight.delete(key); attempts.delete(attempt); active--; schedule(); changed() })
-        attempts.add(attempt)
-      }
+    while (active < init.concurrency) {
+      const item = heap.peek()
+      if (item === undefined || item.at > now) break
+      heap.pop()
+      const entry = entries.get(item.entryId)
+      const key = `${item.entryId} ${item.destination}`
+      // Stale items (done, or already being tried) are dropped: an attempt that ends with
+      // recipients still pending pushes their next time itself.
+      if (entry === undefined || inFlight.has(key)) continue
+      const recipients = entry.recipients.filter(r => r.destination === item.destination && r.state === 'pending' && r.nextAttemptAt <= now)
+      if (recipients.length === 0) continue
+      inFlight.add(key)
+      active++
+      const attempt: Promise<void> = attemptDelivery(entry, item.destination, recipients)
+        .catch(err => { log.error({ entry: entry.id, err: (err as Error).message }, 'delivery attempt crashed; will retry') })
+        .finally(() => {
+          inFlight.delete(key)
+          attempts.delete(attempt)
+          active--
+          if (entries.has(entry.id)) due(entry, item.destination)
+          runSoon()
+          changed()
+        })
+      attempts.add(attempt)
     }
     schedule()
   }
@@ -208,6 +229,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
 
   async function finish (entry: QueueEntry): Promise<void> {
     entries.delete(entry.id)
+    byStoreId.delete(entry.storeId)
     const message = await components.store.get(entry.storeId)
     if (message !== undefined && message.folder === 'Outbox') {
       await components.store.move(entry.storeId, 'Sent')
@@ -215,8 +237,14 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     }
   }
 
+  function track (entry: QueueEntry): void {
+    entries.set(entry.id, entry)
+    byStoreId.set(entry.storeId, entry)
+    for (const destination of new Set(entry.recipients.map(r => r.destination))) due(entry, destination)
+  }
+
   async function enqueue (message: { storeId: string, from: string, to: string[], messageId?: string }): Promise<QueueEntry> {
-    const existing = [...entries.values()].find(e => e.storeId === message.storeId)
+    const existing = byStoreId.get(message.storeId)
     if (existing !== undefined) return existing
     const now = Date.now()
     const unique = [...new Set(message.to.map(a => a.toLowerCase()))]
@@ -229,8 +257,8 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       recipients: unique.map(address => ({ address, destination: destinationOf(address), state: 'pending', attempts: 0, nextAttemptAt: now, delayedNoticeSent: false }))
     }
     await persist(entry)
-    entries.set(entry.id, entry)
-    if (running) setImmediate(runDue)
+    track(entry)
+    runSoon()
     changed()
     return entry
   }
@@ -241,7 +269,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       for await (const value of db.values({ gte: ENTRY_PREFIX, lt: `${ENTRY_PREFIX}\xff` })) {
         const entry = JSON.parse(value) as QueueEntry
         if (entry.recipients.some(r => r.state === 'pending')) {
-          entries.set(entry.id, entry)
+          track(entry)
         } else {
           await finish(entry) // a crash came between finishing and forgetting it
           await persist(entry)
@@ -273,7 +301,10 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     },
     retryNow () {
       const now = Date.now()
-      for (const entry of entries.values()) for (const r of entry.recipients) if (r.state === 'pending') r.nextAttemptAt = Math.min(r.nextAttemptAt, now)
+      for (const entry of entries.values()) {
+        for (const r of entry.recipients) if (r.state === 'pending') r.nextAttemptAt = Math.min(r.nextAttemptAt, now)
+        for (const destination of new Set(entry.recipients.map(r => r.destination))) due(entry, destination)
+      }
       runDue()
     },
     onChange (listener) {

@@ -5,7 +5,7 @@
 // Outbox and in the queue; then the queue delivers it.
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server'
 import { createHash, timingSafeEqual } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Logger } from '../log/index.ts'
 import type { MailStore } from '../store/mail-store.ts'
 import type { OutboundQueue } from '../queue/index.ts'
@@ -113,6 +113,9 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
       })
     }
   })
+  // Replies to pipelined commands go out as separate writes; without TCP_NODELAY the second
+  // waits for the peer's delayed ACK (about 40 ms a time, measured through Tor).
+  server.server.on('connection', (socket: Socket) => { socket.setNoDelay(true) })
   server.on('error', err => { log.warn({ err: err.message }, 'submission server error') })
 
   async function accept (raw: Buffer, to: string[], messageId: string): Promise<string> {

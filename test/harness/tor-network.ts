@@ -451,8 +451,10 @@ export async function startPrivateTorNetwork (init: PrivateTorNetworkInit = {}):
     }))
 
     const started = Date.now()
+    const history: string[] = []
     const deadline = started + (init.readyTimeoutMs ?? 90_000)
     let problem = 'no consensus yet'
+    let mixedSince: number | undefined
     for (;;) {
       const dead = keys.filter((_, i) => !isAlive(pids[i]!))
       if (dead.length > 0) {
@@ -470,13 +472,33 @@ export async function startPrivateTorNetwork (init: PrivateTorNetworkInit = {}):
         }
       }))
       const first = problems.find((p) => p !== undefined)
-      if (first !== problem && process.env.SMTORP_TOR_DEBUG !== undefined) {
-        process.stderr.write(`tor network +${((Date.now() - started) / 1000).toFixed(1)}s: ${first ?? 'ready'}\n`)
+      if (first !== problem) {
+        history.push(`+${((Date.now() - started) / 1000).toFixed(1)}s ${first ?? 'ready'}`)
+        if (process.env.SMTORP_TOR_DEBUG !== undefined) process.stderr.write(`tor network ${history[history.length - 1]}\n`)
       }
-      if (first === undefined) break
+      if (first === undefined) {
+        // Usually ready in 11-13 s. Twice in ~40 starts it took ~73 s for a reason not yet
+        // found; say what we waited for, so the next occurrence explains itself.
+        // todo: find the cause (a relay republishing its descriptor after 60 s?) and nudge it.
+        // V3BandwidthsFile does not help: tor ignores measured bandwidths of authorities
+        // ("MeasuredButAuthority" in votes), and here every relay is an authority.
+        if (Date.now() - started > 30_000) process.stderr.write(`private tor network was slow to get a usable consensus: ${history.join('; ')}\n`)
+        break
+      }
       problem = first
+      // A mixed consensus costs clients ~16 s at "Bootstrapped 95%"; waiting for the relays
+      // to republish can cost ~60 s. After 20 s of nothing else wrong, take the lesser evil.
+      if (problems.every((p) => p?.endsWith('mixes zero and non-zero bandwidths') === true)) {
+        mixedSince ??= Date.now()
+        if (Date.now() - mixedSince > 20_000) {
+          process.stderr.write(`private tor network: accepting a consensus with mixed bandwidths after 20 s (${history.join('; ')}); clients may bootstrap slowly\n`)
+          break
+        }
+      } else {
+        mixedSince = undefined
+      }
       if (Date.now() > deadline) {
-        throw new Error(`private tor network not ready (${problem}):\n${await logTail(join(dir, 'auth0', 'notice.log'))}`)
+        throw new Error(`private tor network not ready (${history.join('; ')}):\n${await logTail(join(dir, 'auth0', 'notice.log'))}`)
       }
       await delay(250)
     }
