@@ -239,12 +239,16 @@ export class SmtpConnection {
     }
   }
 
-  async quit (): Promise<void> {
+  /** Say goodbye, waiting at most `timeoutMs` for the answer (RFC 5321 4.1.1.10), then close. */
+  async quit (timeoutMs = 2000): Promise<void> {
     if (!this.usable) return
+    let timer: NodeJS.Timeout | undefined
     try {
-      await this.command('QUIT')
+      await Promise.race([this.command('QUIT'), new Promise(resolve => { timer = setTimeout(resolve, timeoutMs) })])
     } catch {
       // The server may close first; nothing is lost either way.
+    } finally {
+      clearTimeout(timer)
     }
     this.close()
   }

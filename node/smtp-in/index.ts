@@ -46,6 +46,21 @@ export interface SmtpIn {
 
 export { SmtpReplyError }
 
+/**
+ * smtp-server writes each reply on its own. For a pipelined group (MAIL, RCPT..., DATA; RFC
+ * 2920) that is several small writes, which tor forwards as several cells, and the hops after
+ * it (Nagle meeting delayed ACKs) then stall about 40 ms a time (bench/RESULTS.md). Replies
+ * produced while handling one chunk of input are held (cork) and sent as one write.
+ */
+function sendRepliesTogether (socket: Socket): void {
+  socket.setNoDelay(true)
+  socket.prependListener('data', () => {
+    if (socket.writableCorked > 0) return
+    socket.cork()
+    setImmediate(() => { socket.uncork() })
+  })
+}
+
 export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn {
   registerOnionAuthMechanism()
   const log = components.logger.child({ component: 'smtp-in' })
@@ -160,9 +175,7 @@ export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn 
       })
     }
   })
-  // Replies to pipelined commands go out as separate writes; without TCP_NODELAY the second
-  // waits for the peer's delayed ACK (about 40 ms a time, measured through Tor).
-  server.server.on('connection', (socket: Socket) => { socket.setNoDelay(true) })
+  server.server.on('connection', (socket: Socket) => { sendRepliesTogether(socket) })
   server.on('error', err => { log.warn({ err: err.message }, 'SMTP server error') })
 
   return {

@@ -62,6 +62,7 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
     size: init.maxMessageBytes,
     useXClient: false,
     useXForward: false,
+    closeTimeout: 5_000, // on stop, give open client sessions this long
 
     onAuth (auth, session, callback) {
       const user = (auth.username ?? '').toLowerCase()
