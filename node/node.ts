@@ -146,10 +146,11 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     async stop () {
       await control.stop()
       await submit.stop()
+      // Close peers' connections while tor still carries the goodbye, so they notice at once.
+      await inbound.stop()
       await queue.stop()
       await outbound.stop()
       await tor.stop()
-      await inbound.stop()
       await store.close()
       log.info('node stopped')
     },

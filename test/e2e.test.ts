@@ -72,7 +72,7 @@ describe('alice and bob over the private Tor network', { timeout: 600_000 }, () 
     const delayed = await waitFor('alice to report the delay', () => {
       const r = alice.node.status().queue.flatMap(e => e.recipients).find(x => x.address === bob.identity.address)
       return r?.state === 'delayed' ? r : undefined
-    }, 90_000)
+    }, 150_000)
     assert.ok(delayed.lastResult !== undefined && delayed.lastResult.length > 0)
     assert.ok(delayed.nextAttemptAt !== undefined)
     await bob.restart()

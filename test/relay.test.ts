@@ -87,7 +87,7 @@ describe('legacy relay fallback through a real Postfix', { timeout: 300_000 }, (
     assert.match(notice, /no legacy relay is configured/)
     assert.match(notice, /Final-Recipient: rfc822; someone@example\.org/)
     assert.match(notice, /Subject: Undelivered mail/)
-    const sent2 = await dave.node.store.list('Sent')
+    const sent2 = await waitFor('the message to be filed in Sent', async () => { const s = await dave.node.store.list('Sent'); return s.length > 0 && s }, 10_000)
     assert.equal(sent2.length, 1)
     assert.ok(sent2[0]!.flags.includes('$Undelivered'))
   })

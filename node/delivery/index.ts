@@ -5,6 +5,7 @@
 //   required by default and optional AUTH PLAIN, directly or through Tor.
 // Connections are kept per destination and reused, one transaction at a time, so a burst of
 // mail to one peer rides one Tor circuit; idle ones are closed after `idleConnectionMs`.
+import { isIP } from 'node:net'
 import type { Logger } from '../log/index.ts'
 import type { RelayConfig } from '../config/index.ts'
 import type { OnionKey } from '../../protocol/onion.ts'
@@ -16,7 +17,9 @@ export interface DeliveryInit {
   onionKey: OnionKey
   relay?: RelayConfig
   idleConnectionMs: number
+  /** Through Tor, to a peer's onion (default 60 s; tor's own SocksTimeout is 2 min). */
   connectTimeoutMs?: number
+  /** Per reply from a peer (default 60 s). The relay gets RFC 5321's 5 minutes. */
   commandTimeoutMs?: number
 }
 
@@ -50,8 +53,11 @@ interface Lane {
 export function delivery (init: DeliveryInit, components: DeliveryComponents): Delivery {
   const log = components.logger.child({ component: 'delivery' })
   const lanes = new Map<string, Lane>()
-  const connectTimeoutMs = init.connectTimeoutMs ?? 120_000
-  const commandTimeoutMs = init.commandTimeoutMs ?? 300_000 // RFC 5321 4.5.3.2 allows minutes per reply
+  const connectTimeoutMs = init.connectTimeoutMs ?? 60_000
+  // Peers are smtorp nodes that answer at once; a silent one is gone (its tor died under a
+  // reused connection), and waiting RFC 5321's minutes would only hide that from the sender.
+  const commandTimeoutMs = init.commandTimeoutMs ?? 60_000
+  const relayCommandTimeoutMs = 300_000 // RFC 5321 4.5.3.2
   let connectionsOpened = 0
   let stopped = false
 
@@ -76,9 +82,10 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
       socket = await SmtpConnection.dial(relay.host, relay.port, connectTimeoutMs)
     }
     // A neutral EHLO name: the relay learns nothing about the node's onion or the host.
-    const connection = await SmtpConnection.open(socket, { ehloName: 'smtorp.invalid', timeoutMs: commandTimeoutMs })
+    const connection = await SmtpConnection.open(socket, { ehloName: 'smtorp.invalid', timeoutMs: relayCommandTimeoutMs })
     if (connection.extensions.has('STARTTLS')) {
-      await connection.startTls({ servername: relay.host, rejectUnauthorized: relay.verifyCertificate, minVersion: 'TLSv1.2' })
+      // RFC 6066 3: no server name indication for an IP address.
+      await connection.startTls({ ...(isIP(relay.host) === 0 ? { servername: relay.host } : {}), host: relay.host, rejectUnauthorized: relay.verifyCertificate, minVersion: 'TLSv1.2' })
     } else if (relay.requireTls) {
       connection.close()
       throw new DeliveryError(`the relay ${relay.host}:${relay.port} does not offer STARTTLS, and relay.requireTls is on`, false)

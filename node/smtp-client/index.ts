@@ -36,7 +36,10 @@ export interface RecipientResult {
 export interface SmtpConnectionInit {
   /** Name we give in EHLO (our onion domain, or a neutral name; never the host name). */
   ehloName: string
+  /** How long to wait for each reply. */
   timeoutMs: number
+  /** How long to wait for the reply to the end of the message (RFC 5321 4.5.3.2.6: 10 minutes). */
+  dataTimeoutMs?: number
 }
 
 export class SmtpConnection {
@@ -97,15 +100,15 @@ export class SmtpConnection {
     this.waiter?.()
   }
 
-  private async read (): Promise<SmtpReply> {
-    const deadline = Date.now() + this.init.timeoutMs
+  private async read (timeoutMs = this.init.timeoutMs): Promise<SmtpReply> {
+    const deadline = Date.now() + timeoutMs
     for (;;) {
       const reply = this.replies.shift()
       if (reply !== undefined) return reply
       if (this.failure !== undefined) throw this.failure
       const wait = deadline - Date.now()
       if (wait <= 0) {
-        const err = new SmtpClientError(`no reply from the server within ${this.init.timeoutMs} ms`, false)
+        const err = new SmtpClientError(`no reply from the server within ${timeoutMs} ms`, false)
         this.fail(err)
         this.socket.destroy()
         throw err
@@ -222,7 +225,7 @@ export class SmtpConnection {
       throw this.refusal('DATA', data ?? mail)
     }
     this.write(dotStuff(envelope.raw))
-    const final = await this.read()
+    const final = await this.read(this.init.dataTimeoutMs ?? 600_000)
     if (final.code !== 250) {
       const permanent = final.code >= 500
       return results.map(r => r.ok ? { ...r, ok: false, reply: replyText(final), permanent } : r)
