@@ -3,8 +3,9 @@
 //   port 25; we prove our own onion with AUTH X-SMTORP-ONION before MAIL.
 // - Legacy: every other domain goes to the configured relay (smarthost), with STARTTLS
 //   required by default and optional AUTH PLAIN, directly or through Tor.
-// Connections are kept per destination and reused, one transaction at a time, so a burst of
-// mail to one peer rides one Tor circuit; idle ones are closed after `idleConnectionMs`.
+// Connections are kept per destination and reused, so a burst of mail to one peer rides one
+// Tor circuit: envelopes that wait for the same destination go out as one pipelined batch
+// (SmtpConnection.sendBatch). Idle connections are closed after `idleConnectionMs`.
 import { isIP } from 'node:net'
 import type { Logger } from '../log/index.ts'
 import type { RelayConfig } from '../config/index.ts'
@@ -46,9 +47,13 @@ export interface Delivery {
 
 interface Lane {
   connection?: SmtpConnection
-  tail: Promise<unknown>
+  waiting: Array<{ envelope: Envelope, resolve: (results: RecipientResult[]) => void, reject: (err: Error) => void }>
+  busy: boolean
   idleTimer?: NodeJS.Timeout
 }
+
+/** Envelopes sent back to back on one connection before the lane looks at new ones. */
+const MAX_BATCH = 32
 
 export function delivery (init: DeliveryInit, components: DeliveryComponents): Delivery {
   const log = components.logger.child({ component: 'delivery' })
@@ -111,26 +116,46 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
     return new DeliveryError(`unexpected failure: ${(err as Error).message}`, false)
   }
 
-  async function sendOnLane (destination: string, lane: Lane, envelope: Envelope): Promise<RecipientResult[]> {
-    clearTimeout(lane.idleTimer)
+  /** Send a batch on the lane's connection, opening one if needed. */
+  async function sendOnLane (destination: string, lane: Lane, envelopes: Envelope[]): Promise<Array<RecipientResult[] | SmtpClientError>> {
     const reused = lane.connection?.usable === true
-    try {
-      if (!reused) lane.connection = await openConnection(destination)
-      return await lane.connection!.send(envelope)
-    } catch (err) {
-      lane.connection?.close()
+    if (!reused) lane.connection = await openConnection(destination)
+    const outcomes = await lane.connection!.sendBatch(envelopes)
+    // A reused connection may have been closed by the peer while idle: if it failed before
+    // the server said anything, try once more on a fresh one.
+    if (reused && outcomes.every(o => o instanceof SmtpClientError && o.reply === undefined)) {
+      log.debug({ destination }, 'reused connection failed, opening a new one')
       lane.connection = undefined
-      // A reused connection may have been closed by the peer while idle; try once more fresh.
-      if (reused && !(err instanceof SmtpClientError && err.reply !== undefined)) {
-        log.debug({ destination }, 'reused connection failed, opening a new one')
-        return await sendOnLane(destination, lane, envelope)
+      return await sendOnLane(destination, lane, envelopes)
+    }
+    return outcomes
+  }
+
+  /** Work through the lane's waiting envelopes, a batch at a time, on one connection. */
+  async function pump (destination: string, lane: Lane): Promise<void> {
+    if (lane.busy) return
+    lane.busy = true
+    clearTimeout(lane.idleTimer)
+    while (lane.waiting.length > 0) {
+      const batch = lane.waiting.splice(0, MAX_BATCH)
+      try {
+        const outcomes = await sendOnLane(destination, lane, batch.map(b => b.envelope))
+        batch.forEach((b, i) => {
+          const outcome = outcomes[i]!
+          if (outcome instanceof SmtpClientError) b.reject(asDeliveryError(outcome))
+          else b.resolve(outcome)
+        })
+      } catch (err) {
+        lane.connection?.close()
+        lane.connection = undefined
+        const failure = asDeliveryError(err)
+        for (const b of batch) b.reject(failure)
       }
-      throw asDeliveryError(err)
-    } finally {
-      if (lane.connection !== undefined) {
-        lane.idleTimer = setTimeout(() => { void closeLane(destination) }, init.idleConnectionMs)
-        lane.idleTimer.unref()
-      }
+    }
+    lane.busy = false
+    if (lane.connection?.usable === true) {
+      lane.idleTimer = setTimeout(() => { void closeLane(destination) }, init.idleConnectionMs)
+      lane.idleTimer.unref()
     }
   }
 
@@ -148,13 +173,14 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
       if (stopped) throw new DeliveryError('the node is stopping', false)
       let lane = lanes.get(destination)
       if (lane === undefined) {
-        lane = { tail: Promise.resolve() }
+        lane = { waiting: [], busy: false }
         lanes.set(destination, lane)
       }
       const current = lane
-      const result = current.tail.then(async () => await sendOnLane(destination, current, envelope))
-      current.tail = result.catch(() => undefined)
-      return await result
+      return await new Promise<RecipientResult[]>((resolve, reject) => {
+        current.waiting.push({ envelope, resolve, reject })
+        void pump(destination, current)
+      })
     },
     async stop () {
       stopped = true

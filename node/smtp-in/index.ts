@@ -47,18 +47,22 @@ export interface SmtpIn {
 export { SmtpReplyError }
 
 /**
- * smtp-server writes each reply on its own. For a pipelined group (MAIL, RCPT..., DATA; RFC
- * 2920) that is several small writes, which tor forwards as several cells, and the hops after
- * it (Nagle meeting delayed ACKs) then stall about 40 ms a time (bench/RESULTS.md). Replies
- * produced while handling one chunk of input are held (cork) and sent as one write.
+ * smtp-server writes each reply on its own. For a pipelined group (RFC 2920: the end of one
+ * message, then MAIL, RCPT..., DATA of the next) that is several small writes, which tor
+ * forwards as several cells, and the hops after it (Nagle meeting delayed ACKs) then stall
+ * about 40 ms a time (bench/RESULTS.md). Everything written in one turn of the event loop is
+ * held (cork) and sent as one write at the end of it.
  */
 function sendRepliesTogether (socket: Socket): void {
   socket.setNoDelay(true)
-  socket.prependListener('data', () => {
-    if (socket.writableCorked > 0) return
-    socket.cork()
-    setImmediate(() => { socket.uncork() })
-  })
+  const write = socket.write
+  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>): boolean {
+    if (socket.writableCorked === 0) {
+      socket.cork()
+      setImmediate(() => { socket.uncork() })
+    }
+    return (write as (...a: Parameters<Socket['write']>) => boolean).apply(this, args)
+  } as Socket['write']
 }
 
 export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn {
