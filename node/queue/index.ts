@@ -232,8 +232,9 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     byStoreId.delete(entry.storeId)
     const message = await components.store.get(entry.storeId)
     if (message !== undefined && message.folder === 'Outbox') {
+      // Flag first, so the message never shows in Sent without its mark.
+      if (entry.recipients.some(r => r.state === 'failed')) await components.store.setFlags(entry.storeId, [...new Set([...message.flags, '$Undelivered'])])
       await components.store.move(entry.storeId, 'Sent')
-      if (entry.recipients.some(r => r.state === 'failed')) await components.store.setFlags(entry.storeId, [...message.flags, '$Undelivered'])
     }
   }
 
