@@ -85,6 +85,7 @@ export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn 
     disableReverseLookup: true,
     size: init.maxMessageBytes,
     maxClients: init.maxConnections,
+    hideSMTPUTF8: true, // addresses are ASCII only (protocol/address.ts)
     useXClient: false,
     useXForward: false,
     socketTimeout: 60_000,

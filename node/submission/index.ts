@@ -60,6 +60,7 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
     allowInsecureAuth: true,
     disableReverseLookup: true,
     size: init.maxMessageBytes,
+    hideSMTPUTF8: true, // addresses are ASCII only (protocol/address.ts)
     useXClient: false,
     useXForward: false,
     closeTimeout: 5_000, // on stop, give open client sessions this long
