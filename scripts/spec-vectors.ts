@@ -1,5 +1,5 @@
 // Prints the SMTorP test vectors of spec/smtorp.md ("Test vectors"), computed by the code in
-// protocol/. Paste the output into the spec's ```vectors block; protocol/spec-vectors.test.ts
+// protocol/. Paste the output into the spec's ```vectors block; test/spec-vectors.test.ts
 // fails when the spec and the code disagree.
 //
 //   tsx scripts/spec-vectors.ts

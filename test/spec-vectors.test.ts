@@ -3,8 +3,8 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
-import { expandedSecretKey, onionKeyFromSeed, publicKeyFromOnionAddress, signWithOnionKey, verifyOnionSignature } from './onion.ts'
-import { onionAuthResponse, onionAuthSignedBytes, verifyOnionAuthResponse } from './smtorp-auth.ts'
+import { expandedSecretKey, onionKeyFromSeed, publicKeyFromOnionAddress, signWithOnionKey, verifyOnionSignature } from '../protocol/onion.ts'
+import { onionAuthResponse, onionAuthSignedBytes, verifyOnionAuthResponse } from '../protocol/smtorp-auth.ts'
 import { specVectors } from '../scripts/spec-vectors.ts'
 
 const SPEC = new URL('../spec/smtorp.md', import.meta.url)
