@@ -134,13 +134,20 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     queue,
     tor,
     async start () {
-      await store.open()
-      await inbound.start()
-      await tor.start()
-      await queue.start()
-      await submit.start()
-      await control.start()
-      await tor.publishOnion({ expandedSecretKey: expandedSecretKey(identity.onionKey.seed), virtualPort: 25, target: { host: '127.0.0.1', port: inbound.port() } })
+      // Started in order; if one fails, the ones already running are stopped again.
+      const running: Array<() => Promise<void>> = []
+      try {
+        await store.open(); running.push(async () => { await store.close() })
+        await inbound.start(); running.push(async () => { await inbound.stop() })
+        await tor.start(); running.push(async () => { await tor.stop() })
+        await queue.start(); running.push(async () => { await queue.stop(); await outbound.stop() })
+        await submit.start(); running.push(async () => { await submit.stop() })
+        await control.start(); running.push(async () => { await control.stop() })
+        await tor.publishOnion({ expandedSecretKey: expandedSecretKey(identity.onionKey.seed), virtualPort: 25, target: { host: '127.0.0.1', port: inbound.port() } })
+      } catch (err) {
+        for (const stop of running.reverse()) await stop().catch(() => {})
+        throw err
+      }
       log.info({ address: identity.address }, 'node started')
     },
     async stop () {

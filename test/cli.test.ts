@@ -65,6 +65,17 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.match(result.stderr, /unknown setting queue\.concurency/)
   })
 
+  it('a node whose tor cannot run stops with a message saying why', async () => {
+    const dir = join(root, 'ivan')
+    assert.equal((await smtorp(dir, 'init', '--user', 'ivan')).code, 0)
+    const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown>
+    await writeFile(join(dir, 'config.yaml'), stringify({ ...config, tor: { mode: 'own', torBinary: '/nonexistent/tor' }, submission: { port: 0 } }))
+    const result = await smtorp(dir, 'start')
+    assert.equal(result.code, 1)
+    assert.match(result.stderr, /^smtorp: cannot run tor: .*ENOENT/m)
+    assert.doesNotMatch(result.stderr, /unexpected error|at .*\.ts:/)
+  })
+
   it('status without a running node says so', async () => {
     const result = await smtorp(join(root, 'erin'), 'status')
     assert.equal(result.code, 1)

@@ -163,6 +163,7 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
     const lane = lanes.get(destination)
     if (lane === undefined) return
     clearTimeout(lane.idleTimer)
+    if (!lane.busy && lane.waiting.length === 0) lanes.delete(destination)
     const connection = lane.connection
     lane.connection = undefined
     await connection?.quit()

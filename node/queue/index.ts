@@ -76,6 +76,7 @@ export interface OutboundQueue {
 }
 
 const ENTRY_PREFIX = 'e!'
+const LOCAL_FAILURE_RETRY_MS = 60_000
 
 export function outboundQueue (init: QueueInit, components: QueueComponents): OutboundQueue {
   const log = components.logger.child({ component: 'queue' })
@@ -145,7 +146,11 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       inFlight.add(key)
       active++
       const attempt: Promise<void> = attemptDelivery(entry, item.destination, recipients)
-        .catch(err => { log.error({ entry: entry.id, err: (err as Error).message }, 'delivery attempt crashed; will retry') })
+        .catch(err => {
+          // Our own fault (the store failed, say): try again later, not in a tight loop.
+          log.error({ entry: entry.id, err: (err as Error).message }, 'delivery attempt failed locally; will retry in a minute')
+          for (const r of recipients) if (r.state === 'pending') r.nextAttemptAt = Date.now() + LOCAL_FAILURE_RETRY_MS
+        })
         .finally(() => {
           inFlight.delete(key)
           attempts.delete(attempt)

@@ -101,9 +101,12 @@ export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn 
         log.debug({ session: session.id, peer }, 'peer proved its onion address')
         callback(null, { user: peer })
       } catch (err) {
-        if (!(err instanceof OnionAuthError)) throw err
-        log.info({ session: session.id, reason: err.message }, 'peer failed onion authentication')
-        callback(new SmtpReplyError(535, '5.7.8', `Onion authentication failed: ${err.message}`))
+        if (err instanceof OnionAuthError) {
+          log.info({ session: session.id, reason: err.message }, 'peer failed onion authentication')
+          return callback(new SmtpReplyError(535, '5.7.8', `Onion authentication failed: ${err.message}`))
+        }
+        log.error({ session: session.id, err: (err as Error).message }, 'onion authentication crashed')
+        callback(new SmtpReplyError(454, '4.7.0', 'Temporary authentication failure', false))
       }
     },
 
@@ -117,8 +120,7 @@ export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn 
         try {
           sender = parseAddress(address.address)
         } catch (err) {
-          if (!(err instanceof AddressError)) throw err
-          return callback(new SmtpReplyError(553, '5.1.7', `Bad sender address: ${err.message}`))
+          return callback(new SmtpReplyError(553, '5.1.7', `Bad sender address: ${err instanceof AddressError ? err.message : 'unreadable'}`))
         }
         if (sender.route !== 'onion') {
           return callback(new SmtpReplyError(550, '5.7.1', 'Only onion senders are accepted here'))
@@ -139,8 +141,7 @@ export function smtpIn (init: SmtpInInit, components: SmtpInComponents): SmtpIn 
       try {
         recipient = parseAddress(address.address)
       } catch (err) {
-        if (!(err instanceof AddressError)) throw err
-        return callback(new SmtpReplyError(550, '5.7.1', `Relaying denied: ${err.message}`))
+        return callback(new SmtpReplyError(550, '5.7.1', `Relaying denied: ${err instanceof AddressError ? err.message : 'unreadable address'}`))
       }
       if (recipient.domain !== domain) return callback(new SmtpReplyError(550, '5.7.1', 'Relaying denied: this node accepts mail only for its own onion domain'))
       if (!users.has(recipient.local)) return callback(new SmtpReplyError(550, '5.1.1', 'No such user here'))

@@ -85,8 +85,7 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
       try {
         parseAddress(address.address)
       } catch (err) {
-        if (!(err instanceof AddressError)) throw err
-        return callback(new SmtpReplyError(553, '5.1.3', `Bad recipient address: ${err.message}`))
+        return callback(new SmtpReplyError(553, '5.1.3', `Bad recipient address: ${err instanceof AddressError ? err.message : 'unreadable'}`))
       }
       callback()
     },
