@@ -7,6 +7,7 @@ import { sharedTorNetwork, type PrivateTorNetwork, type TorClient } from './harn
 import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
 import { startPostfix, type PostfixInstance } from './harness/postfix.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
+import { startSocksRecorder } from './harness/socks-recorder.ts'
 
 let network: PrivateTorNetwork
 let client: TorClient
@@ -78,6 +79,29 @@ describe('legacy relay fallback through a real Postfix', { timeout: 300_000 }, (
       return r?.state === 'delayed' ? r : undefined
     }, 60_000)
     assert.match(pending.lastResult ?? '', /onion|SOCKS|Tor/i)
+  })
+
+  it('with relay.viaTor, reaches the relay through the SOCKS port, on a circuit of its own', async () => {
+    // The private network has no exits (an exit policy clients would use must accept more than
+    // loopback), so a recording SOCKS server stands in for tor's SOCKS port here; the SOCKS
+    // client itself is the one that reaches onions through real tor in test/e2e.test.ts.
+    const socks = await startSocksRecorder()
+    const erin = await startTestNode('erin', testSettings(network, {
+      tor: { ...attachTo(client), socksPort: socks.port },
+      relay: { host: '127.0.0.1', port: postfix.port, requireTls: true, verifyCertificate: false, username: credentials.user, password: credentials.pass, viaTor: true }
+    }))
+    try {
+      const before = (await postfix.messages()).length
+      const marker = `via-tor-${Date.now()}`
+      await erin.submit(['far@example.org'], 'through tor', `${marker}\r\n`)
+      const delivered = await postfix.waitForMessages(before + 1, 60_000)
+      assert.ok(delivered.at(-1)!.raw.includes(marker))
+      assert.deepEqual(socks.requests, [{ host: '127.0.0.1', port: postfix.port, username: 'relay' }])
+    } finally {
+      await erin.stop()
+      await erin.remove()
+      await socks.stop()
+    }
   })
 
   it('with no relay configured, mail to an ordinary address fails at once with a notice saying so', async () => {
