@@ -20,8 +20,8 @@ export interface SocksTarget {
 }
 
 export async function connectViaSocks (target: SocksTarget): Promise<Socket> {
-  const socket = connect({ host: target.proxyHost, port: target.proxyPort })
-  socket.setNoDelay(true)
+  // No Nagle: SMTP's small pipelined writes must not wait for delayed ACKs.
+  const socket = connect({ host: target.proxyHost, port: target.proxyPort, noDelay: true })
   let buffered = Buffer.alloc(0)
   let waiter: (() => void) | undefined
   let failure: Error | undefined
