@@ -53,7 +53,7 @@ export interface SmtorpNode {
   submissionPort (): number
 }
 
-export function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
+function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
   return {
     id: entry.id,
     ...(entry.messageId !== undefined ? { messageId: entry.messageId } : {}),

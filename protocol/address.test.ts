@@ -2,7 +2,7 @@
 // hacks, literals, local names, bad onions, control bytes, non-ASCII).
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { AddressError, formatAddress, parseAddress, tryParseAddress, type MailAddress } from './address.ts'
+import { AddressError, parseAddress, type MailAddress } from './address.ts'
 import { onionKeyFromSeed } from './onion.ts'
 
 // Seed 0x00..0x1f, and the Tor Project's published onion.
@@ -31,9 +31,7 @@ describe('accepted addresses', () => {
   for (const [input, expected] of table) {
     it(JSON.stringify(input.length > 70 ? `${input.slice(0, 67)}...` : input), () => {
       assert.deepEqual(parseAddress(input), expected)
-      assert.deepEqual(tryParseAddress(input), expected)
-      assert.equal(formatAddress(expected), `${expected.local}@${expected.domain}`)
-      assert.deepEqual(parseAddress(formatAddress(parseAddress(input))), expected, 'parsing is idempotent')
+      assert.deepEqual(parseAddress(`${expected.local}@${expected.domain}`), expected, 'parsing is idempotent')
     })
   }
 })
@@ -120,7 +118,6 @@ describe('refused addresses', () => {
   for (const [name, input, error] of table) {
     it(name, () => {
       assert.throws(() => parseAddress(input), (err: Error) => err instanceof AddressError && error.test(err.message), `${JSON.stringify(input)} should be refused with ${error}`)
-      assert.equal(tryParseAddress(input), undefined)
     })
   }
 

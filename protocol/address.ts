@@ -55,15 +55,3 @@ export function parseAddress (input: string): MailAddress {
   }
   return { local, domain, route: 'legacy' }
 }
-
-export function tryParseAddress (input: string): MailAddress | undefined {
-  try {
-    return parseAddress(input)
-  } catch {
-    return undefined
-  }
-}
-
-export function formatAddress (address: Pick<MailAddress, 'local' | 'domain'>): string {
-  return `${address.local}@${address.domain}`
-}

@@ -2,7 +2,7 @@
 // dot-stuffing of hostile message bodies.
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { dotStuff, ehloExtensions, isPermanent, MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, replyText, SmtpProtocolError, type SmtpReply } from './smtp.ts'
+import { dotStuff, ehloExtensions, MAX_REPLY_LINE, MAX_REPLY_LINES, ReplyParser, replyText, SmtpProtocolError, type SmtpReply } from './smtp.ts'
 
 describe('reply parser', () => {
   const table: Array<[string, string, SmtpReply[]]> = [
@@ -109,10 +109,6 @@ describe('reply helpers', () => {
     assert.equal(replyText({ code: 550, enhanced: '5.1.1', lines: ['No such user'] }), '550 5.1.1 No such user')
     assert.equal(replyText({ code: 250, lines: ['a', 'b'] }), '250 a / b')
     assert.equal(replyText({ code: 250, lines: [''] }), '250')
-  })
-  it('isPermanent: 5xx only', () => {
-    const table: Array<[number, boolean]> = [[250, false], [354, false], [421, false], [451, false], [499, false], [500, true], [550, true], [554, true]]
-    for (const [code, permanent] of table) assert.equal(isPermanent({ code, lines: [] }), permanent, String(code))
   })
   it('EHLO extensions: keywords uppercased, parameters kept, greeting line skipped', () => {
     const [reply] = new ReplyParser().push('250-abc.onion greets you\r\n250-PIPELINING\r\n250-size 10240000\r\n250-8BITMIME\r\n250-AUTH PLAIN  X-SMTORP-ONION\r\n250 ENHANCEDSTATUSCODES\r\n')

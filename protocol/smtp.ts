@@ -65,10 +65,6 @@ export function replyText (reply: SmtpReply): string {
   return `${reply.code}${reply.enhanced !== undefined ? ` ${reply.enhanced}` : ''} ${reply.lines.join(' / ')}`.trim()
 }
 
-export function isPermanent (reply: SmtpReply): boolean {
-  return reply.code >= 500
-}
-
 /**
  * The DATA payload for a message: CRLF line endings, leading dots doubled (RFC 5321 4.5.2),
  * ending with CRLF "." CRLF.

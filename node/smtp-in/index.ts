@@ -44,8 +44,6 @@ export interface SmtpIn {
   port (): number
 }
 
-export { SmtpReplyError }
-
 /**
  * smtp-server writes each reply on its own. For a pipelined group (RFC 2920: the end of one
  * message, then MAIL, RCPT..., DATA of the next) that is several small writes, which tor
