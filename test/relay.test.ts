@@ -6,8 +6,9 @@ import assert from 'node:assert/strict'
 import { sharedTorNetwork, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
 import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
 import { startPostfix, type PostfixInstance } from './harness/postfix.ts'
-import { generateOnionKey } from '../protocol/onion.ts'
-import { startSocksRecorder } from './harness/socks-recorder.ts'
+import { expandedSecretKey, generateOnionKey } from '../protocol/onion.ts'
+import { torService } from '../node/tor/index.ts'
+import { silentLogger } from '../node/log/index.ts'
 
 let network: PrivateTorNetwork
 let client: TorClient
@@ -81,26 +82,29 @@ describe('legacy relay fallback through a real Postfix', { timeout: 300_000 }, (
     assert.match(pending.lastResult ?? '', /onion|SOCKS|Tor/i)
   })
 
-  it('with relay.viaTor, reaches the relay through the SOCKS port, on a circuit of its own', async () => {
-    // The private network has no exits (an exit policy clients would use must accept more than
-    // loopback), so a recording SOCKS server stands in for tor's SOCKS port here; the SOCKS
-    // client itself is the one that reaches onions through real tor in test/e2e.test.ts.
-    const socks = await startSocksRecorder()
+  it('with relay.viaTor, reaches the relay through Tor (here a relay published as an onion service)', async () => {
+    // The private network has no exits, so the relay is reached as an onion service of the
+    // same tor: the node hands tor the relay's name over SOCKS and tor carries the connection.
+    const publisher = torService({ mode: 'attach', controlHost: '127.0.0.1', controlPort: client.controlPort, cookieFile: client.cookieFile, socksHost: '127.0.0.1', socksPort: client.socksPort }, { logger: silentLogger() })
+    await publisher.start()
+    const relayOnion = await publisher.publishOnion({ expandedSecretKey: expandedSecretKey(generateOnionKey().seed), virtualPort: 587, target: { host: '127.0.0.1', port: postfix.port } })
+    await publisher.waitForDescriptorUpload(relayOnion, 60_000)
     const erin = await startTestNode('erin', testSettings(network, {
-      tor: { ...attachTo(client), socksPort: socks.port },
-      relay: { host: '127.0.0.1', port: postfix.port, requireTls: true, verifyCertificate: false, username: credentials.user, password: credentials.pass, viaTor: true }
+      tor: attachTo(client),
+      relay: { host: `${relayOnion}.onion`, port: 587, requireTls: true, verifyCertificate: false, username: credentials.user, password: credentials.pass, viaTor: true }
     }))
     try {
       const before = (await postfix.messages()).length
       const marker = `via-tor-${Date.now()}`
       await erin.submit(['far@example.org'], 'through tor', `${marker}\r\n`)
-      const delivered = await postfix.waitForMessages(before + 1, 60_000)
-      assert.ok(delivered.at(-1)!.raw.includes(marker))
-      assert.deepEqual(socks.requests, [{ host: '127.0.0.1', port: postfix.port, username: 'relay' }])
+      const delivered = await postfix.waitForMessages(before + 1, 90_000)
+      const text = delivered.at(-1)!.raw.toString()
+      assert.ok(text.includes(marker))
+      assert.match(text, /with ESMTPSA/) // STARTTLS and the login, inside the Tor stream
     } finally {
       await erin.stop()
       await erin.remove()
-      await socks.stop()
+      await publisher.stop()
     }
   })
 
