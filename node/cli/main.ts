@@ -9,6 +9,7 @@ import { createLogger } from '../log/index.ts'
 import { createNode, type NodeStatus, type QueueStatusEntry } from '../node.ts'
 import { askNode, ControlError } from '../control/index.ts'
 import { TorServiceError } from '../tor/index.ts'
+import { QueueError } from '../queue/index.ts'
 import { SmtpConnection, SmtpClientError } from '../smtp-client/index.ts'
 import { newMessageId, rfc5322Date } from '../../protocol/message.ts'
 
@@ -168,7 +169,7 @@ function formatQueue (entries: QueueStatusEntry[]): string {
 }
 
 main().catch((err: Error) => {
-  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError) fail(err.message)
+  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError) fail(err.message)
   fail(`unexpected error: ${err.stack ?? err.message}`)
 })
 

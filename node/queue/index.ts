@@ -63,6 +63,10 @@ export interface QueueComponents {
   delivery: Delivery
 }
 
+export class QueueError extends Error {
+  override name = 'QueueError'
+}
+
 export interface OutboundQueue {
   start (): Promise<void>
   stop (): Promise<void>
@@ -75,6 +79,9 @@ export interface OutboundQueue {
   onChange (listener: () => void): () => void
 }
 
+// On-disk format (spec/node-data.md, "Queue"): "s!format" = "1", "e!<entry id>" = QueueEntry JSON.
+export const QUEUE_FORMAT = 1
+const FORMAT_KEY = 's!format'
 const ENTRY_PREFIX = 'e!'
 const LOCAL_FAILURE_RETRY_MS = 60_000
 
@@ -272,6 +279,15 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   return {
     async start () {
       await db.open()
+      const format = await db.get(FORMAT_KEY)
+      const refusal = format === undefined
+        ? ((await db.keys({ limit: 1 }).all()).length > 0 ? `the database at ${init.path} has no format version; it is not an smtorp queue` : undefined)
+        : format !== String(QUEUE_FORMAT) ? `the queue at ${init.path} has format ${format}; this version reads format ${QUEUE_FORMAT}` : undefined
+      if (refusal !== undefined) {
+        await db.close()
+        throw new QueueError(refusal)
+      }
+      if (format === undefined) await db.put(FORMAT_KEY, String(QUEUE_FORMAT), { sync: true })
       for await (const value of db.values({ gte: ENTRY_PREFIX, lt: `${ENTRY_PREFIX}\xff` })) {
         const entry = JSON.parse(value) as QueueEntry
         if (entry.recipients.some(r => r.state === 'pending')) {
