@@ -22,6 +22,8 @@ export interface RecipientStatus {
   state: 'queued' | 'delayed' | 'delivered' | 'failed'
   attempts: number
   nextAttemptAt?: string
+  /** An attempt is under way since then. */
+  tryingSince?: string
   lastResult?: string
 }
 
@@ -62,7 +64,8 @@ function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
       address: r.address,
       state: r.state === 'pending' ? (r.attempts > 0 ? 'delayed' : 'queued') : r.state,
       attempts: r.attempts,
-      ...(r.state === 'pending' ? { nextAttemptAt: new Date(r.nextAttemptAt).toISOString() } : {}),
+      ...(r.state === 'pending' && r.tryingSince === undefined ? { nextAttemptAt: new Date(r.nextAttemptAt).toISOString() } : {}),
+      ...(r.tryingSince !== undefined ? { tryingSince: new Date(r.tryingSince).toISOString() } : {}),
       ...(r.lastResult !== undefined ? { lastResult: r.lastResult } : {})
     }))
   }

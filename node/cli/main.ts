@@ -161,7 +161,7 @@ function formatQueue (entries: QueueStatusEntry[]): string {
   for (const e of entries) {
     lines.push(`${e.id}  queued ${e.createdAt}${e.messageId !== undefined ? `  <${e.messageId}>` : ''}`)
     for (const r of e.recipients) {
-      const next = r.nextAttemptAt !== undefined ? `, next try ${r.nextAttemptAt}` : ''
+      const next = r.tryingSince !== undefined ? `, trying now since ${r.tryingSince}` : r.nextAttemptAt !== undefined ? `, next try ${r.nextAttemptAt}` : ''
       lines.push(`  ${r.state.padEnd(9)} ${r.address} (${r.attempts} attempt${r.attempts === 1 ? '' : 's'}${next})${r.lastResult !== undefined ? `\n            last: ${r.lastResult}` : ''}`)
     }
   }

@@ -35,6 +35,8 @@ export interface QueueRecipient {
   /** The last answer, in words: the peer's reply or why we could not reach it. */
   lastResult?: string
   delayedNoticeSent: boolean
+  /** Set while an attempt is under way (in memory only; never written). */
+  tryingSince?: number
 }
 
 export interface QueueEntry {
@@ -152,6 +154,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       if (recipients.length === 0) continue
       inFlight.add(key)
       active++
+      for (const r of recipients) r.tryingSince = now
       const attempt: Promise<void> = attemptDelivery(entry, item.destination, recipients)
         .catch(err => {
           // Our own fault (the store failed, say): try again later, not in a tight loop.
@@ -159,6 +162,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
           for (const r of recipients) if (r.state === 'pending') r.nextAttemptAt = Date.now() + LOCAL_FAILURE_RETRY_MS
         })
         .finally(() => {
+          for (const r of recipients) delete r.tryingSince
           inFlight.delete(key)
           attempts.delete(attempt)
           active--
@@ -188,6 +192,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       }
     }
     const now = Date.now()
+    for (const r of recipients) delete r.tryingSince
     const failed: DsnRecipient[] = []
     const delayed: DsnRecipient[] = []
     for (const r of recipients) {

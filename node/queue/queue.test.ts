@@ -156,6 +156,21 @@ describe('outbound queue', () => {
     assert.match(dsn, /someone@example\.org/)
   })
 
+  it('shows an attempt under way, and when it ends the next time instead', async () => {
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    const offline = new ScriptedDelivery(() => new DeliveryError('peer offline', false))
+    const q = makeQueue({ deliver: async (d, e) => { await held; return await offline.deliver(d, e) }, stop: async () => {}, stats: () => offline.stats() }, { delays: [60_000] })
+    await q.start()
+    await submit(q, [toA])
+    await until(() => q.list()[0]?.recipients[0]?.tryingSince !== undefined)
+    release()
+    await until(() => q.list()[0]?.recipients[0]?.attempts === 1)
+    const r = q.list()[0]!.recipients[0]!
+    assert.equal(r.tryingSince, undefined)
+    assert.ok(r.nextAttemptAt > Date.now() + 50_000)
+  })
+
   it('keeps pending mail across a restart and resumes it', async () => {
     const down = new ScriptedDelivery(() => new DeliveryError('peer offline', false))
     const first = makeQueue(down, { delays: [60_000] })
