@@ -123,6 +123,10 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     if (at !== Infinity) heap.push({ at, entryId: entry.id, destination })
   }
 
+  function dueAll (entry: QueueEntry): void {
+    for (const destination of new Set(entry.recipients.map(r => r.destination))) due(entry, destination)
+  }
+
   function schedule (): void {
     clearTimeout(timer)
     timer = undefined
@@ -258,7 +262,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   function track (entry: QueueEntry): void {
     entries.set(entry.id, entry)
     byStoreId.set(entry.storeId, entry)
-    for (const destination of new Set(entry.recipients.map(r => r.destination))) due(entry, destination)
+    dueAll(entry)
   }
 
   async function enqueue (message: { storeId: string, from: string, to: string[], messageId?: string }): Promise<QueueEntry> {
@@ -330,7 +334,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       const now = Date.now()
       for (const entry of entries.values()) {
         for (const r of entry.recipients) if (r.state === 'pending') r.nextAttemptAt = Math.min(r.nextAttemptAt, now)
-        for (const destination of new Set(entry.recipients.map(r => r.destination))) due(entry, destination)
+        dueAll(entry)
       }
       runDue()
     },
