@@ -114,5 +114,16 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     const status = await smtorp(dir, 'status')
     assert.match(status.stdout, /tor\s+running \(attach\)/)
     assert.match(status.stdout, /queue\s+1 message\(s\) waiting/)
+
+    // A whole message on standard input is sent as it is.
+    const messageId = `stdin-${Date.now()}@example.invalid`
+    const piped = spawn(process.execPath, ['--import', 'tsx', CLI, 'send', '--to', ghost, '--data', dir], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let pipedOut = ''
+    piped.stdout!.on('data', (d: Buffer) => { pipedOut += d.toString() })
+    piped.stdin!.end(`From: <frank@x.onion>\r\nTo: <${ghost}>\r\nSubject: from stdin\r\nMessage-ID: <${messageId}>\r\n\r\nbody\r\n`)
+    assert.equal(await new Promise(resolve => piped.once('exit', resolve)), 0)
+    assert.match(pipedOut, /queued\s+ghost@/)
+    const entries = JSON.parse((await smtorp(dir, 'queue', '--json')).stdout) as Array<{ messageId?: string }>
+    assert.ok(entries.some(e => e.messageId === messageId), JSON.stringify(entries))
   })
 })
