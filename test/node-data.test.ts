@@ -11,21 +11,11 @@ import { outboundQueue, QueueError, QUEUE_FORMAT, type QueueEntry } from '../nod
 import { levelMailStore, type MailStore } from '../node/store/index.ts'
 import { silentLogger } from '../node/log/index.ts'
 import type { Delivery } from '../node/delivery/index.ts'
-import type { Envelope, RecipientResult } from '../node/smtp-client/index.ts'
+import { ScriptedDelivery } from './harness/scripted-delivery.ts'
 import { waitFor } from './harness/nodes.ts'
 
 const spec = readFileSync(new URL('../spec/node-data.md', import.meta.url), 'utf8')
 const vector = JSON.parse(/```json\n(.*)\n```/.exec(spec)![1]!) as QueueEntry
-
-class RecordingDelivery implements Delivery {
-  sent: Array<{ destination: string, envelope: Envelope }> = []
-  async deliver (destination: string, envelope: Envelope): Promise<RecipientResult[]> {
-    this.sent.push({ destination, envelope })
-    return envelope.to.map(address => ({ address, ok: true, permanent: false, reply: '250 ok' }))
-  }
-  async stop (): Promise<void> {}
-  stats (): { connectionsOpened: number, open: number } { return { connectionsOpened: 0, open: 0 } }
-}
 
 let dir: string
 let store: MailStore
@@ -60,11 +50,11 @@ describe('spec/node-data.md', () => {
       { type: 'put', key: `e!${vector.id}`, value: JSON.stringify({ ...vector, storeId: stored.meta.id }) }
     ], { sync: true })
     await db.close()
-    const delivery = new RecordingDelivery()
+    const delivery = new ScriptedDelivery()
     const queue = queueAt(path, delivery)
     await queue.start()
     await waitFor('the vector entry to be delivered', async () => (await store.get(stored.meta.id))?.folder === 'Sent', 5000)
-    assert.deepEqual(delivery.sent.map(s => [s.destination, s.envelope.from, s.envelope.to]), [[vector.recipients[0]!.destination, vector.from, [vector.recipients[0]!.address]]])
+    assert.deepEqual(delivery.calls.map(s => [s.destination, s.envelope.from, s.envelope.to]), [[vector.recipients[0]!.destination, vector.from, [vector.recipients[0]!.address]]])
     await queue.stop()
   })
 
@@ -73,7 +63,7 @@ describe('spec/node-data.md', () => {
     const db = new ClassicLevel<string, string>(path, { valueEncoding: 'utf8' })
     await db.put('s!format', '2', { sync: true })
     await db.close()
-    const queue = queueAt(path, new RecordingDelivery())
+    const queue = queueAt(path, new ScriptedDelivery())
     await assert.rejects(queue.start(), (err: unknown) => err instanceof QueueError && /has format 2; this version reads format 1/.test(err.message))
   })
 })

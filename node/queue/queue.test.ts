@@ -8,7 +8,8 @@ import { outboundQueue, type OutboundQueue } from './index.ts'
 import { levelMailStore, type MailStore } from '../store/index.ts'
 import { silentLogger } from '../log/index.ts'
 import { DeliveryError, RELAY_DESTINATION, type Delivery } from '../delivery/index.ts'
-import type { Envelope, RecipientResult } from '../smtp-client/index.ts'
+import type { RecipientResult } from '../smtp-client/index.ts'
+import { ScriptedDelivery, acceptAll } from '../../test/harness/scripted-delivery.ts'
 import { generateOnionKey } from '../../protocol/onion.ts'
 
 const me = generateOnionKey()
@@ -18,22 +19,7 @@ const from = `me@${me.address}.onion`
 const toA = `a@${peerA.address}.onion`
 const toB = `b@${peerB.address}.onion`
 
-type Script = (destination: string, envelope: Envelope) => RecipientResult[] | Error
-
-class ScriptedDelivery implements Delivery {
-  calls: Array<{ destination: string, envelope: Envelope }> = []
-  constructor (public script: Script) {}
-  async deliver (destination: string, envelope: Envelope): Promise<RecipientResult[]> {
-    this.calls.push({ destination, envelope })
-    const result = this.script(destination, envelope)
-    if (result instanceof Error) throw result
-    return result
-  }
-  async stop (): Promise<void> {}
-  stats (): { connectionsOpened: number, open: number } { return { connectionsOpened: 0, open: 0 } }
-}
-
-const ok: Script = (_d, e) => e.to.map(address => ({ address, ok: true, permanent: false, reply: '250 2.0.0 ok' }))
+const ok = acceptAll
 
 let dir: string
 let store: MailStore
