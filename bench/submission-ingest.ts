@@ -7,8 +7,8 @@
  * Load: smtp-source(1), `-d` (each of `--sessions` sessions reused for the next message),
  * `--size` payload bytes; sender the node's own address, recipient an onion address.
  *
- * The node side is built from its services directly, so no Tor is needed: `levelMailStore`
- * + `outboundQueue` + `submission` with `requireAuth: false` (smtp-source cannot AUTH).
+ * The node side is built from its services directly, so no Tor is needed: the vault (`openTestVault`:
+ * encrypted, sharded) + `outboundQueue` + `submission` with `requireAuth: false` (smtp-source cannot AUTH).
  * A 250 from the submission port means the message is synced into the store's Outbox and
  * its queue entry is synced into the queue's LevelDB (node/submission accept()).
  *
@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { levelMailStore } from '../node/store/index.ts'
+import { openTestVault } from '../test/harness/vault.ts'
 import { outboundQueue } from '../node/queue/index.ts'
 import { submission } from '../node/submission/index.ts'
 import { DeliveryError, type Delivery } from '../node/delivery/index.ts'
@@ -81,7 +81,7 @@ export async function measureNodeIngest (init: NodeIngestInit): Promise<NodeInge
   const domain = `${key.address}.onion`
   const address = `me@${domain}`
   const recipient = `peer@${generateOnionKey().address}.onion`
-  const store = levelMailStore({ path: join(dir, 'mail') })
+  const store = (await openTestVault(join(dir, 'vault'))).vault
   const held = heldDelivery()
   const queue = outboundQueue({
     path: join(dir, 'queue'),
@@ -89,7 +89,7 @@ export async function measureNodeIngest (init: NodeIngestInit): Promise<NodeInge
     retry: DEFAULT_RETRY_POLICY,
     concurrency: 8, // the config default
     hasRelay: false
-  }, { logger, store, delivery: held })
+  }, { logger, store, delivery: held, cipher: store.queueCipher() })
   const submit = submission({
     address,
     password: 'unused: requireAuth is off',
@@ -98,7 +98,6 @@ export async function measureNodeIngest (init: NodeIngestInit): Promise<NodeInge
     maxMessageBytes: 25 * 1024 * 1024
   }, { logger, store, queue })
   try {
-    await store.open()
     if (init.queueRunning) await queue.start()
     await submit.start()
     const sent = await runSmtpSource({

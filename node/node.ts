@@ -1,14 +1,18 @@
 // The startup file: the only place that constructs services and wires them together.
 //
-//   store ─┬─ smtp-in (onion port 25 → 127.0.0.1) ◄── tor (own process or attached)
+//   vault ─┬─ smtp-in (onion port 25 → 127.0.0.1) ◄── tor (own process or attached)
 //          ├─ submission (127.0.0.1) ─► queue ─► delivery ─► tor SOCKS → peers' onions
 //          │                                            └──► legacy relay (smarthost)
-//          └─ control socket (status, queue)
+//          └─ control socket (status, queue, unlock, lock, scrub)
+//
+// The node starts with the vault locked: mail keeps arriving (sealed to the arrival key), and
+// the outbound queue and submission wait for the first unlock.
 import { join } from 'node:path'
 import type { Logger } from './log/index.ts'
 import type { NodeConfig } from './config/index.ts'
 import { loadIdentity, type Identity } from './identity/index.ts'
-import { levelMailStore, type MailStore } from './store/index.ts'
+import type { MailStore } from './store/index.ts'
+import { vault as createVault, VaultError, type ScrubReport, type UnlockSecret, type Vault, type VaultState } from './vault/index.ts'
 import { smtpIn } from './smtp-in/index.ts'
 import { submission } from './submission/index.ts'
 import { delivery } from './delivery/index.ts'
@@ -42,14 +46,27 @@ export interface NodeStatus {
   submissionPort: number
   queue: QueueStatusEntry[]
   connections: { opened: number, open: number }
+  vault: {
+    state: VaultState
+    /** Seconds until another unlock attempt is allowed after wrong ones. */
+    unlockDelaySeconds: number
+    lastScrub?: ScrubReport
+    scrubbing: boolean
+  }
 }
+
 
 export interface SmtorpNode {
   readonly identity: Identity
   readonly store: MailStore
+  readonly vault: Vault
   readonly queue: OutboundQueue
   readonly tor: TorService
-  start (): Promise<void>
+  /** Start every service; with `unlock`, unlock the vault too (and start sending). */
+  start (options?: { unlock?: UnlockSecret }): Promise<void>
+  unlock (secret: UnlockSecret): Promise<void>
+  lock (): Promise<void>
+  scrub (): Promise<ScrubReport>
   stop (): Promise<void>
   status (): NodeStatus
   submissionPort (): number
@@ -72,8 +89,16 @@ function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
 }
 
 export async function createNode (config: NodeConfig, logger: Logger): Promise<SmtorpNode> {
+  const log = logger.child({ component: 'node' })
   const identity = await loadIdentity(config.dataDir, config.user)
-  const store = levelMailStore({ path: join(config.dataDir, 'mail') })
+  const vault = createVault({
+    dir: join(config.dataDir, 'vault'),
+    k: config.vault.dataShards,
+    m: config.vault.parityShards,
+    passphraseKdf: { memoryKiB: config.vault.passphraseMemoryKiB, iterations: config.vault.passphraseIterations, parallelism: 1 },
+    logger: logger.child({ component: 'vault' })
+  })
+  const store: MailStore = vault
   const tor = torService(config.tor.mode === 'own'
     ? { mode: 'own', dataDir: config.dataDir, torBinary: config.tor.torBinary, socksPort: config.tor.socksPort, extraTorrc: config.tor.extraTorrc }
     : { ...config.tor }, { logger })
@@ -96,7 +121,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     retry: { delaysMs: config.queue.retryDelaysMs, delayedNoticeAfterAttempts: config.queue.delayedNoticeAfterAttempts },
     concurrency: config.queue.concurrency,
     hasRelay: config.relay !== undefined
-  }, { logger, store, delivery: outbound })
+  }, { logger, store, delivery: outbound, cipher: vault.queueCipher() })
   const submit = submission({
     address: identity.address,
     password: identity.submissionPassword,
@@ -104,7 +129,35 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     port: config.submission.port,
     requireAuth: config.submission.requireAuth,
     maxMessageBytes: config.smtpIn.maxMessageBytes
-  }, { logger, store, queue })
+  }, {
+    logger,
+    store,
+    queue,
+    refuseBecause: () => vault.state() === 'unlocked' && queueStarted ? undefined : 'The node is locked: unlock it ("smtorp unlock"), then send again'
+  })
+
+  // The queue reads its entries with the vault's queue key, so it starts at the first unlock;
+  // later unlocks retry what waited for one.
+  let queueStarted = false
+  let queueStarting: Promise<void> | undefined
+  async function afterUnlock (): Promise<void> {
+    if (queueStarted) { queue.retryNow(); return }
+    queueStarting ??= queue.start().then(() => { queueStarted = true }, (err: unknown) => {
+      queueStarting = undefined
+      log.error({ err: (err as Error).message }, 'The outbound queue could not start after unlock.')
+      throw err
+    })
+    await queueStarting
+  }
+  vault.onUnlock(() => { afterUnlock().catch(() => {}) })
+
+  let lastScrub: ScrubReport | undefined
+  let scrubbing: Promise<ScrubReport> | undefined
+  async function scrub (pauseMs = 0): Promise<ScrubReport> {
+    scrubbing ??= vault.scrub({ pauseMs }).then(report => { lastScrub = report; return report }).finally(() => { scrubbing = undefined })
+    return await scrubbing
+  }
+  let scrubTimer: NodeJS.Timeout | undefined
 
   function status (): NodeStatus {
     const stats = outbound.stats()
@@ -115,7 +168,8 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       smtpInPort: inbound.port(),
       submissionPort: submit.port(),
       queue: queue.list().map(describeQueueEntry),
-      connections: { opened: stats.connectionsOpened, open: stats.open }
+      connections: { opened: stats.connectionsOpened, open: stats.open },
+      vault: { state: vault.state(), unlockDelaySeconds: vault.unlockDelaySeconds(), ...(lastScrub !== undefined ? { lastScrub } : {}), scrubbing: scrubbing !== undefined }
     }
   }
 
@@ -125,25 +179,32 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
         case 'status': return status()
         case 'queue': return status().queue
         case 'retry': queue.retryNow(); return 'ok'
+        case 'unlock': await vault.unlock(request.secret); await afterUnlock(); return 'ok'
+        case 'lock': await vault.lock(); return 'ok'
+        case 'passphrase': await vault.changePassphrase(request.passphrase); return 'ok'
+        case 'scrub': return await scrub()
         default: throw new Error('unknown command')
       }
     }
   })
 
-  const log = logger.child({ component: 'node' })
   return {
     identity,
     store,
+    vault,
     queue,
     tor,
-    async start () {
+    async start (options = {}) {
       // Started in order; if one fails, the ones already running are stopped again.
       const running: Array<() => Promise<void>> = []
       try {
-        await store.open(); running.push(async () => { await store.close() })
+        await vault.open(); running.push(async () => { await vault.close() })
+        if (vault.state() === 'uninitialized') throw new VaultError(`There is no vault in ${config.dataDir}: run "smtorp init" first.`)
+        if (options.unlock !== undefined) await vault.unlock(options.unlock)
         await inbound.start(); running.push(async () => { await inbound.stop() })
         await tor.start(); running.push(async () => { await tor.stop() })
-        await queue.start(); running.push(async () => { await queue.stop(); await outbound.stop() })
+        if (vault.state() === 'unlocked') await afterUnlock()
+        running.push(async () => { if (queueStarted) await queue.stop(); await outbound.stop() })
         await submit.start(); running.push(async () => { await submit.stop() })
         await control.start(); running.push(async () => { await control.stop() })
         await tor.publishOnion({ expandedSecretKey: expandedSecretKey(identity.onionKey.seed), virtualPort: 25, target: { host: '127.0.0.1', port: inbound.port() } })
@@ -151,20 +212,33 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
         for (const stop of running.reverse()) await stop().catch(() => {})
         throw err
       }
-      log.info({ address: identity.address }, 'node started')
+      if (config.vault.scrubEveryHours > 0) {
+        scrubTimer = setInterval(() => {
+          scrub(config.vault.scrubPauseMs).catch((err: unknown) => { log.error({ err: (err as Error).message }, 'The background scrub failed.') })
+        }, config.vault.scrubEveryHours * 3_600_000)
+        scrubTimer.unref()
+      }
+      log.info({ address: identity.address, vault: vault.state() }, 'node started')
     },
     async stop () {
+      clearInterval(scrubTimer)
       await control.stop()
       await submit.stop()
       // Close peers' connections while tor still carries the goodbye, so they notice at once.
       await inbound.stop()
-      await queue.stop()
+      await queueStarting?.catch(() => {})
+      if (queueStarted) await queue.stop()
+      queueStarted = false
       await outbound.stop()
       await tor.stop()
-      await store.close()
+      await scrubbing?.catch(() => {})
+      await vault.close()
       log.info('node stopped')
     },
     status,
+    async unlock (secret) { await vault.unlock(secret); await afterUnlock() },
+    async lock () { await vault.lock() },
+    scrub,
     submissionPort: () => submit.port()
   }
 }

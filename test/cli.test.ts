@@ -10,11 +10,14 @@ import { parse, stringify } from 'yaml'
 import { sharedTorNetwork, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
 import { waitFor } from './harness/nodes.ts'
 import { publicKeyFromOnionAddress } from '../protocol/onion.ts'
+import { testPassphraseFile, TEST_PASSPHRASE } from './harness/vault.ts'
 
 const run = promisify(execFile)
 const CLI = join(import.meta.dirname, '..', 'node', 'cli', 'main.ts')
 
 async function smtorp (dir: string, ...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  // init and start read the passphrase from a file, as a script would.
+  if (['init', 'start', 'unlock'].includes(args[0]!)) args.push('--passphrase-file', await testPassphraseFile())
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args, '--data', dir], { timeout: 30_000 })
     return { code: 0, stdout, stderr }
@@ -38,10 +41,14 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     await rm(root, { recursive: true, force: true })
   })
 
-  it('init creates a node with a stable onion address and private files, and refuses to overwrite it', async () => {
+  it('init creates a node with a stable onion address, private files and a vault, and refuses to overwrite it', async () => {
     const dir = join(root, 'erin')
     const made = await smtorp(dir, 'init', '--user', 'erin')
     assert.equal(made.code, 0, made.stderr)
+    // The recovery code is printed once, in eight groups of four.
+    assert.match(made.stdout, /shown this once:\n\n {4}([A-Z2-7]{4}-){7}[A-Z2-7]{4}\n/)
+    assert.equal((await stat(join(dir, 'vault', 'key-slots.json'))).mode & 0o777, 0o600)
+    assert.doesNotMatch(await readFile(join(dir, 'vault', 'key-slots.json'), 'utf8'), new RegExp(TEST_PASSPHRASE))
     const address = /your address: (erin@([a-z2-7]{56})\.onion)/.exec(made.stdout)
     assert.ok(address, made.stdout)
     assert.equal(publicKeyFromOnionAddress(address[2]!).length, 32)
@@ -94,7 +101,7 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
       submission: { port: 0 },
       log: { level: 'warn' }
     }))
-    child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', dir], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', dir, '--passphrase-file', await testPassphraseFile()], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout!.on('data', (d: Buffer) => { out += d.toString() })
     const port = Number(await waitFor('the node to start', () => /submission port 127\.0\.0\.1:(\d+)/.exec(out)?.[1], 60_000))
@@ -125,5 +132,20 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.match(pipedOut, /queued\s+ghost@/)
     const entries = JSON.parse((await smtorp(dir, 'queue', '--json')).stdout) as Array<{ messageId?: string }>
     assert.ok(entries.some(e => e.messageId === messageId), JSON.stringify(entries))
+
+    // Locked, the node refuses new mail from the mail client with a temporary error that says why.
+    assert.match((await smtorp(dir, 'status')).stdout, /vault\s+unlocked/)
+    assert.equal((await smtorp(dir, 'lock')).code, 0)
+    assert.match((await smtorp(dir, 'status')).stdout, /vault\s+locked/)
+    const refused = await smtorp(dir, 'send', '--to', ghost, '--subject', 'x', '--body', 'x')
+    assert.notEqual(refused.code, 0)
+    assert.match(refused.stdout + refused.stderr, /locked/)
+    const unlocked = await smtorp(dir, 'unlock')
+    assert.equal(unlocked.code, 0, unlocked.stderr)
+    assert.match((await smtorp(dir, 'status')).stdout, /vault\s+unlocked/)
+    const scrub = await smtorp(dir, 'scrub')
+    assert.equal(scrub.code, 0, scrub.stderr)
+    assert.match(scrub.stdout, /checked\s+\d+ objects/)
+    assert.match(scrub.stdout, /lost\s+nothing/)
   })
 })

@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
+import { testPassphraseFile } from './harness/vault.ts'
 import { initNodeDir, startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
 import { SmtpConnection } from '../node/smtp-client/index.ts'
 import type { Identity } from '../node/identity/index.ts'
@@ -22,7 +23,7 @@ const children: ChildProcess[] = []
 
 /** Start `smtorp start` for alice; resolve with its submission port once it says it runs. */
 async function startAlice (): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', aliceDir], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', aliceDir, '--passphrase-file', await testPassphraseFile()], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   let output = ''
   child.stderr!.on('data', (d: Buffer) => { output += d.toString() })

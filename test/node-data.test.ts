@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
 import { outboundQueue, QueueError, QUEUE_FORMAT, type QueueEntry } from '../node/queue/index.ts'
-import { levelMailStore, type MailStore } from '../node/store/index.ts'
+import type { MailStore } from '../node/store/index.ts'
+import { openTestVault, testQueueCipher } from './harness/vault.ts'
 import { silentLogger } from '../node/log/index.ts'
 import type { Delivery } from '../node/delivery/index.ts'
 import { ScriptedDelivery } from './harness/scripted-delivery.ts'
@@ -21,14 +22,13 @@ let dir: string
 let store: MailStore
 
 function queueAt (path: string, delivery: Delivery): ReturnType<typeof outboundQueue> {
-  return outboundQueue({ path, domain: 'x.onion', retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 5 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery })
+  return outboundQueue({ path, domain: 'x.onion', retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 5 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery, cipher: testQueueCipher() })
 }
 
 describe('spec/node-data.md', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'smtorp-node-data-'))
-    store = levelMailStore({ path: join(dir, 'mail') })
-    await store.open()
+    store = (await openTestVault(join(dir, 'vault'))).vault
   })
   after(async () => {
     await store.close()

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { smtpIn, type SmtpIn } from '../node/smtp-in/index.ts'
-import { levelMailStore, type MailStore } from '../node/store/index.ts'
+import type { MailStore } from '../node/store/index.ts'
+import { openTestVault } from './harness/vault.ts'
 import { silentLogger } from '../node/log/index.ts'
 import { SmtpConnection } from '../node/smtp-client/index.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
@@ -77,8 +78,7 @@ let endpoint: SmtpIn
 describe('inbound SMTorP endpoint under random hostile input', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'smtorp-fuzz-'))
-    store = levelMailStore({ path: join(dir, 'mail') })
-    await store.open()
+    store = (await openTestVault(join(dir, 'vault'))).vault
     endpoint = smtpIn({ onion: server.address, users: ['bob'], port: 0, maxMessageBytes: 64 * 1024, maxMessagesPerPeerPerMinute: 1000, maxConnections: 50 }, { logger: silentLogger(), store })
     await endpoint.start()
   })

@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect } from 'node:net'
 import { smtpIn, type SmtpIn } from '../node/smtp-in/index.ts'
-import { levelMailStore, type MailStore } from '../node/store/index.ts'
+import type { MailStore } from '../node/store/index.ts'
+import { openTestVault } from './harness/vault.ts'
 import { silentLogger } from '../node/log/index.ts'
 import { SmtpConnection } from '../node/smtp-client/index.ts'
 import { generateOnionKey, signWithOnionKey, type OnionKey } from '../protocol/onion.ts'
@@ -52,8 +53,7 @@ function message (id: string, body = 'Hello Bob.\r\n'): Buffer {
 describe('inbound SMTorP endpoint', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'smtorp-smtp-in-'))
-    store = levelMailStore({ path: join(dir, 'mail') })
-    await store.open()
+    store = (await openTestVault(join(dir, 'vault'))).vault
     endpoint = smtpIn({ onion: server.address, users: ['bob'], port: 0, maxMessageBytes: LIMIT, maxMessagesPerPeerPerMinute: RATE, maxConnections: 10 }, { logger: silentLogger(), store })
     await endpoint.start()
   })

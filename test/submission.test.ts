@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { submission, type Submission } from '../node/submission/index.ts'
 import { outboundQueue, type OutboundQueue } from '../node/queue/index.ts'
-import { levelMailStore, type MailStore } from '../node/store/index.ts'
+import type { MailStore } from '../node/store/index.ts'
+import { openTestVault, testQueueCipher } from './harness/vault.ts'
 import { delivery } from '../node/delivery/index.ts'
 import { silentLogger } from '../node/log/index.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
@@ -56,10 +57,9 @@ except smtplib.SMTPRecipientsRefused as e:
 describe('submission port', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'smtorp-submission-'))
-    store = levelMailStore({ path: join(dir, 'mail') })
-    await store.open()
+    store = (await openTestVault(join(dir, 'vault'))).vault
     const unused = delivery({ onionKey: me, idleConnectionMs: 1000 }, { logger: silentLogger(), socksEndpoint: () => ({ host: '127.0.0.1', port: 9 }) })
-    queue = outboundQueue({ path: join(dir, 'queue'), domain: `${me.address}.onion`, retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 1 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery: unused })
+    queue = outboundQueue({ path: join(dir, 'queue'), domain: `${me.address}.onion`, retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 1 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery: unused, cipher: testQueueCipher() })
     server = submission({ address, password, port: 0, requireAuth: true, maxMessageBytes: 100_000 }, { logger: silentLogger(), store, queue })
     await server.start()
   })

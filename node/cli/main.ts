@@ -1,4 +1,5 @@
-// smtorp command line: init | start | run | send | status | queue | retry
+// smtorp command line: init | start | run | send | status | queue | retry | unlock | lock |
+// passwd | scrub
 import { parseArgs } from 'node:util'
 import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -12,15 +13,23 @@ import { TorServiceError } from '../tor/index.ts'
 import { QueueError } from '../queue/index.ts'
 import { SmtpConnection, SmtpClientError } from '../smtp-client/index.ts'
 import { newMessageId, rfc5322Date } from '../../protocol/message.ts'
+import { vault as openVault, VaultError, type ScrubReport, type UnlockSecret } from '../vault/index.ts'
+import { askSecret, secretFromFile } from './secret.ts'
 
 const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
 usage: smtorp <command> [--data DIR] [options]
 
   init   [--user NAME] [--submission-host ADDR]
-                              create a node: onion key, config, submission password
-  start                       run the node in the foreground (Ctrl-C stops it)
+                              create a node: onion key, config, submission password, and
+                              the vault; asks for a passphrase and prints the recovery code
+  start                       run the node in the foreground (Ctrl-C stops it); asks for
+                              the passphrase on a terminal (empty: start locked)
   run    [--user NAME]        init if needed, then start
+  unlock [--recovery]         unlock the running node's vault (passphrase or recovery code)
+  lock                        lock the vault: mail still arrives, nothing can be read
+  passwd                      change the passphrase (the vault must be unlocked)
+  scrub                       check every shard of the vault and repair damaged ones
   send   --to ADDR [--to ADDR...] [--subject S] [--body TEXT | < message.eml]
                               send mail through the running node's submission port
   status                      what the node is doing: tor, onion, queue
@@ -28,6 +37,8 @@ usage: smtorp <command> [--data DIR] [options]
   retry                       try every waiting recipient now
 
 --data DIR defaults to $SMTORP_DATA or ~/.smtorp
+--passphrase-file FILE reads the passphrase (or, with --recovery, the code) from FILE's
+first line instead of asking; piped standard input works too
 `
 
 function fail (message: string): never {
@@ -46,6 +57,8 @@ async function main (): Promise<void> {
       subject: { type: 'string' },
       body: { type: 'string' },
       json: { type: 'boolean' },
+      recovery: { type: 'boolean' },
+      'passphrase-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -57,12 +70,39 @@ async function main (): Promise<void> {
   const dataDir = resolve(values.data ?? process.env.SMTORP_DATA ?? join(homedir(), '.smtorp'))
   const user = values.user ?? (userInfo().username.toLowerCase().replace(/[^a-z0-9._-]/g, '') || 'me')
 
+  const passphraseFile = values['passphrase-file']
+  const control = join(dataDir, 'control.sock')
   switch (command) {
-    case 'init': return await init(dataDir, user, values['submission-host'])
-    case 'start': return await start(dataDir)
-    case 'run':
-      if (!existsSync(join(dataDir, CONFIG_FILE))) await init(dataDir, user, values['submission-host'])
-      return await start(dataDir)
+    case 'init': await init(dataDir, user, values['submission-host'], passphraseFile); return
+    case 'start': return await start(dataDir, passphraseFile !== undefined ? { passphrase: await secretFromFile(passphraseFile) } : undefined)
+    case 'run': {
+      const passphrase = existsSync(join(dataDir, CONFIG_FILE)) ? undefined : await init(dataDir, user, values['submission-host'], passphraseFile)
+      return await start(dataDir, passphrase !== undefined ? { passphrase } : passphraseFile !== undefined ? { passphrase: await secretFromFile(passphraseFile) } : undefined)
+    }
+    case 'unlock': {
+      const secret = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await askSecret(values.recovery === true ? 'Recovery code: ' : 'Passphrase: ')
+      await askNode(control, { command: 'unlock', secret: values.recovery === true ? { recoveryCode: secret } : { passphrase: secret } }, 120_000)
+      process.stdout.write('The vault is unlocked.\n')
+      return
+    }
+    case 'lock':
+      await askNode(control, { command: 'lock' })
+      process.stdout.write('The vault is locked. Mail keeps arriving; unlock to read or send.\n')
+      return
+    case 'passwd': {
+      const passphrase = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
+      await askNode(control, { command: 'passphrase', passphrase }, 120_000)
+      process.stdout.write('The passphrase is changed. The recovery code stays the same.\n')
+      return
+    }
+    case 'scrub': {
+      const report = existsSync(control)
+        ? await askNode(control, { command: 'scrub' }, 24 * 3_600_000) as ScrubReport
+        : await scrubOffline(dataDir)
+      print(report, values.json === true, formatScrub)
+      if (report.lost.length > 0) process.exitCode = 2
+      return
+    }
     case 'send': return await send(dataDir, values.to ?? [], values.subject, values.body)
     case 'status': return print(await askNode(join(dataDir, 'control.sock'), { command: 'status' }) as NodeStatus, values.json === true, formatStatus)
     case 'queue': return print(await askNode(join(dataDir, 'control.sock'), { command: 'queue' }) as QueueStatusEntry[], values.json === true, formatQueue)
@@ -74,12 +114,64 @@ async function main (): Promise<void> {
   }
 }
 
-async function init (dataDir: string, user: string, submissionHost: string | undefined): Promise<void> {
+/** Create the node and its vault; returns the passphrase chosen, to unlock with at once. */
+async function init (dataDir: string, user: string, submissionHost: string | undefined, passphraseFile: string | undefined): Promise<string> {
+  const passphrase = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
+  if (passphrase.length < 8) fail('the passphrase must be at least 8 characters long')
   const identity = await createIdentity(dataDir, user, submissionHost !== undefined ? { settings: [[['submission', 'host'], submissionHost]] } : {})
-  process.stdout.write(`Created a node in ${dataDir}\n  your address: ${identity.address}\n  submission:   port 2525, user "${user}", password in ${join(dataDir, 'submission.secret')}\n  settings:     ${join(dataDir, CONFIG_FILE)}\n`)
+  const config = await loadConfig(dataDir)
+  const v = openVault({
+    dir: join(dataDir, 'vault'),
+    k: config.vault.dataShards,
+    m: config.vault.parityShards,
+    passphraseKdf: { memoryKiB: config.vault.passphraseMemoryKiB, iterations: config.vault.passphraseIterations, parallelism: 1 }
+  })
+  await v.open()
+  let recoveryCode: string
+  try {
+    ({ recoveryCode } = await v.create(passphrase))
+  } finally {
+    await v.close()
+  }
+  process.stdout.write(`Created a node in ${dataDir}\n  your address: ${identity.address}\n  submission:   port 2525, user "${user}", password in ${join(dataDir, 'submission.secret')}\n  settings:     ${join(dataDir, CONFIG_FILE)}\n\n` +
+    'Your recovery code unlocks the vault if you forget the passphrase. It is shown this once:\n\n' +
+    `    ${recoveryCode}\n\n` +
+    'Write it down and keep it somewhere safe, away from this computer.\n')
+  return passphrase
 }
 
-async function start (dataDir: string): Promise<void> {
+async function newPassphrase (): Promise<string> {
+  const first = await askSecret('New passphrase (at least 8 characters): ')
+  if (!process.stdin.isTTY) return first
+  const again = await askSecret('The same passphrase again: ')
+  if (first !== again) fail('the two passphrases differ; nothing was changed')
+  return first
+}
+
+async function scrubOffline (dataDir: string): Promise<ScrubReport> {
+  const config = await loadConfig(dataDir)
+  const v = openVault({ dir: join(dataDir, 'vault'), k: config.vault.dataShards, m: config.vault.parityShards })
+  await v.open()
+  try {
+    return await v.scrub({ onProgress: (done, total) => { if (process.stderr.isTTY && (done % 100 === 0 || done === total)) process.stderr.write(`\rchecked ${done} of ${total} objects`) } })
+  } finally {
+    if (process.stderr.isTTY) process.stderr.write('\n')
+    await v.close()
+  }
+}
+
+function formatScrub (r: ScrubReport): string {
+  const lines = [
+    `checked   ${r.objects} objects, ${r.shardsChecked} shards in ${((r.finishedAt - r.startedAt) / 1000).toFixed(1)} s`,
+    `damaged   ${r.damagedShards} shards`,
+    `repaired  ${r.repairedShards} shards`,
+    `lost      ${r.lost.length === 0 ? 'nothing' : `${r.lost.length} objects`}`,
+    ...r.lost.map(l => `  ${l.messageId !== undefined ? `message ${l.messageId}` : `object ${l.objectId}`}: ${l.reason}`)
+  ]
+  return `${lines.join('\n')}\n`
+}
+
+async function start (dataDir: string, unlock: UnlockSecret | undefined): Promise<void> {
   const config = await loadConfig(dataDir)
   const logger = createLogger({ level: config.log.level })
   const node = await createNode(config, logger)
@@ -92,8 +184,12 @@ async function start (dataDir: string): Promise<void> {
   }
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGTERM', () => stop('SIGTERM'))
-  await node.start()
-  process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n`)
+  if (unlock === undefined && process.stdin.isTTY) {
+    const passphrase = await askSecret('Passphrase to unlock the vault (empty: start locked): ')
+    if (passphrase !== '') unlock = { passphrase }
+  }
+  await node.start(unlock !== undefined ? { unlock } : {})
+  process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n  vault ${node.vault.state()}${node.vault.state() === 'locked' ? ': mail arrives; run "smtorp unlock" to read and send' : ''}\n`)
 }
 
 async function send (dataDir: string, to: string[], subject: string | undefined, body: string | undefined): Promise<void> {
@@ -150,7 +246,8 @@ function formatStatus (s: NodeStatus): string {
     ...(s.tor.lastError !== undefined ? [`tor error   ${s.tor.lastError}`] : []),
     `submission  127.0.0.1:${s.submissionPort}`,
     `connections ${s.connections.open} open, ${s.connections.opened} opened since start`,
-    `queue       ${s.queue.length === 0 ? 'empty' : `${s.queue.length} message(s) waiting`}`
+    `queue       ${s.queue.length === 0 ? 'empty' : `${s.queue.length} message(s) waiting`}`,
+    `vault       ${s.vault.state}${s.vault.scrubbing ? ', scrubbing' : ''}${s.vault.lastScrub !== undefined ? `, last scrub ${new Date(s.vault.lastScrub.finishedAt).toISOString()}: ${s.vault.lastScrub.repairedShards} shards repaired, ${s.vault.lastScrub.lost.length} objects lost` : ''}`
   ]
   return `${lines.join('\n')}\n${s.queue.length > 0 ? formatQueue(s.queue) : ''}`
 }
@@ -169,7 +266,7 @@ function formatQueue (entries: QueueStatusEntry[]): string {
 }
 
 main().catch((err: Error) => {
-  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError) fail(err.message)
+  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError) fail(err.message)
   fail(`unexpected error: ${err.stack ?? err.message}`)
 })
 

@@ -52,6 +52,17 @@ export interface NodeConfig {
     /** Close an idle connection to a peer after this long. */
     idleConnectionMs: number
   }
+  vault: {
+    /** Data and parity shards per stored object (spec/storage.md: 4 + 2). */
+    dataShards: number
+    parityShards: number
+    /** Argon2id memory (KiB) and passes for a new passphrase; only slow machines and tests lower them. */
+    passphraseMemoryKiB: number
+    passphraseIterations: number
+    /** A slow background scrub starts this often (0: never), pausing between objects. */
+    scrubEveryHours: number
+    scrubPauseMs: number
+  }
   log: { level: string }
 }
 
@@ -74,6 +85,7 @@ export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
       concurrency: 8,
       idleConnectionMs: 60_000
     },
+    vault: { dataShards: 4, parityShards: 2, passphraseMemoryKiB: 65536, passphraseIterations: 3, scrubEveryHours: 24, scrubPauseMs: 20 },
     log: { level: 'info' }
   }
 }
@@ -166,7 +178,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   if (!isObject(source)) throw new ConfigError('config: the file must be a YAML mapping')
   const base = defaultConfig(dataDir)
   const top = new Reader(source, '')
-  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'queue', 'log'])
+  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'queue', 'vault', 'log'])
   const user = top.string('user', base.user).toLowerCase()
   if (!LOCAL_PART.test(user)) throw new ConfigError('config: user must be a plain local part such as "alice" (letters, digits, ".", "_", "-")')
 
@@ -200,6 +212,8 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   sub.unknownKeys(['host', 'port', 'requireAuth'])
   const q = top.section('queue')
   q.unknownKeys(['retryDelaysMs', 'delayedNoticeAfterAttempts', 'concurrency', 'idleConnectionMs'])
+  const v = top.section('vault')
+  v.unknownKeys(['dataShards', 'parityShards', 'passphraseMemoryKiB', 'passphraseIterations', 'scrubEveryHours', 'scrubPauseMs'])
   const l = top.section('log')
   l.unknownKeys(['level'])
 
@@ -242,6 +256,15 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
       delayedNoticeAfterAttempts: q.int('delayedNoticeAfterAttempts', base.queue.delayedNoticeAfterAttempts, 1, 100),
       concurrency: q.int('concurrency', base.queue.concurrency, 1, 256),
       idleConnectionMs: q.int('idleConnectionMs', base.queue.idleConnectionMs, 100, 3_600_000)
+    },
+    vault: {
+      // @ronomon/reed-solomon's limits: k <= 24, m <= 6.
+      dataShards: v.int('dataShards', base.vault.dataShards, 1, 24),
+      parityShards: v.int('parityShards', base.vault.parityShards, 1, 6),
+      passphraseMemoryKiB: v.int('passphraseMemoryKiB', base.vault.passphraseMemoryKiB, 1024, 4 * 1024 * 1024),
+      passphraseIterations: v.int('passphraseIterations', base.vault.passphraseIterations, 1, 100),
+      scrubEveryHours: v.int('scrubEveryHours', base.vault.scrubEveryHours, 0, 24 * 365),
+      scrubPauseMs: v.int('scrubPauseMs', base.vault.scrubPauseMs, 0, 60_000)
     },
     log: { level: l.oneOf('level', base.log.level, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }
   }

@@ -19,7 +19,7 @@ import { parseAddress } from '../../protocol/address.ts'
 import { nextAttempt, type RetryPolicy } from '../../protocol/retry-schedule.ts'
 import { buildDsn, type DsnRecipient } from '../../protocol/dsn.ts'
 import { headerValue, messageIdOf, withoutBcc } from '../../protocol/message.ts'
-import { GroupCommit } from './group-commit.ts'
+import { GroupCommit } from '../store/group-commit.ts'
 import { DueHeap } from './due-heap.ts'
 
 export type RecipientState = 'pending' | 'delivered' | 'failed'
@@ -63,6 +63,13 @@ export interface QueueComponents {
   logger: Logger
   store: MailStore
   delivery: Delivery
+  /** Seals entries at rest (they name recipients); the vault's queue key. */
+  cipher: QueueCipher
+}
+
+export interface QueueCipher {
+  seal (entryId: string, plain: Buffer): Buffer
+  open (entryId: string, sealed: Buffer): Buffer
 }
 
 export class QueueError extends Error {
@@ -81,15 +88,16 @@ export interface OutboundQueue {
   onChange (listener: () => void): () => void
 }
 
-// On-disk format (spec/node-data.md, "Queue"): "s!format" = "1", "e!<entry id>" = QueueEntry JSON.
-export const QUEUE_FORMAT = 1
+// On-disk format (spec/node-data.md, "Queue"): "s!format" = "2", "e!<entry id>" = the
+// QueueEntry JSON sealed by the vault's queue cipher (format 1 kept it in the clear).
+export const QUEUE_FORMAT = 2
 const FORMAT_KEY = 's!format'
 const ENTRY_PREFIX = 'e!'
 const LOCAL_FAILURE_RETRY_MS = 60_000
 
 export function outboundQueue (init: QueueInit, components: QueueComponents): OutboundQueue {
   const log = components.logger.child({ component: 'queue' })
-  const db = new ClassicLevel<string, string>(init.path, { valueEncoding: 'utf8' })
+  const db = new ClassicLevel<string, Buffer>(init.path, { valueEncoding: 'buffer' })
   const commit = new GroupCommit(db as unknown as ClassicLevel<string, string | Buffer>)
   const entries = new Map<string, QueueEntry>()
   const byStoreId = new Map<string, QueueEntry>()
@@ -108,7 +116,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
 
   async function persist (entry: QueueEntry): Promise<void> {
     const done = entry.recipients.every(r => r.state !== 'pending')
-    await commit.write([done ? { type: 'del', key: ENTRY_PREFIX + entry.id } : { type: 'put', key: ENTRY_PREFIX + entry.id, value: JSON.stringify(entry) }])
+    await commit.write([done ? { type: 'del', key: ENTRY_PREFIX + entry.id } : { type: 'put', key: ENTRY_PREFIX + entry.id, value: components.cipher.seal(entry.id, Buffer.from(JSON.stringify(entry), 'utf8')) }])
   }
 
   function destinationOf (address: string): string {
@@ -161,6 +169,16 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       for (const r of recipients) r.tryingSince = now
       const attempt: Promise<void> = attemptDelivery(entry, item.destination, recipients)
         .catch(err => {
+          if ((err as Error).name === 'VaultLockedError') {
+            // Nothing can read the message while the vault is locked; unlocking retries at once.
+            log.info({ entry: entry.id }, 'delivery waits for the vault to be unlocked')
+            for (const r of recipients) {
+              if (r.state !== 'pending') continue
+              r.nextAttemptAt = Date.now() + LOCAL_FAILURE_RETRY_MS
+              r.lastResult = 'waiting for the vault to be unlocked'
+            }
+            return
+          }
           // Our own fault (the store failed, say): try again later, not in a tight loop.
           log.error({ entry: entry.id, err: (err as Error).message }, 'delivery attempt failed locally; will retry in a minute')
           for (const r of recipients) if (r.state === 'pending') r.nextAttemptAt = Date.now() + LOCAL_FAILURE_RETRY_MS
@@ -288,7 +306,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   return {
     async start () {
       await db.open()
-      const format = await db.get(FORMAT_KEY)
+      const format = (await db.get(FORMAT_KEY))?.toString('utf8')
       const refusal = format === undefined
         ? ((await db.keys({ limit: 1 }).all()).length > 0 ? `the database at ${init.path} has no format version; it is not an smtorp queue` : undefined)
         : format !== String(QUEUE_FORMAT) ? `the queue at ${init.path} has format ${format}; this version reads format ${QUEUE_FORMAT}` : undefined
@@ -296,9 +314,16 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
         await db.close()
         throw new QueueError(refusal)
       }
-      if (format === undefined) await db.put(FORMAT_KEY, String(QUEUE_FORMAT), { sync: true })
-      for await (const value of db.values({ gte: ENTRY_PREFIX, lt: `${ENTRY_PREFIX}\xff` })) {
-        const entry = JSON.parse(value) as QueueEntry
+      if (format === undefined) await db.put(FORMAT_KEY, Buffer.from(String(QUEUE_FORMAT)), { sync: true })
+      for await (const [key, value] of db.iterator({ gte: ENTRY_PREFIX, lt: `${ENTRY_PREFIX}\xff` })) {
+        let entry: QueueEntry
+        try {
+          entry = JSON.parse(components.cipher.open(key.slice(ENTRY_PREFIX.length), value).toString('utf8')) as QueueEntry
+        } catch (err) {
+          // Left on disk for inspection; the Outbox scan below queues its message again.
+          log.error({ key, err: (err as Error).message }, 'a queue entry cannot be opened; its message is queued again from the Outbox')
+          continue
+        }
         if (entry.recipients.some(r => r.state === 'pending')) {
           track(entry)
         } else {

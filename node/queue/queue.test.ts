@@ -5,7 +5,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { outboundQueue, type OutboundQueue } from './index.ts'
-import { levelMailStore, type MailStore } from '../store/index.ts'
+import type { MailStore } from '../store/index.ts'
+import { openTestVault, testQueueCipher } from '../../test/harness/vault.ts'
 import { silentLogger } from '../log/index.ts'
 import { DeliveryError, RELAY_DESTINATION, type Delivery } from '../delivery/index.ts'
 import type { RecipientResult } from '../smtp-client/index.ts'
@@ -32,7 +33,7 @@ function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?:
     retry: { delaysMs: options.delays ?? [30, 30, 30], delayedNoticeAfterAttempts: options.noticeAfter ?? 2 },
     concurrency: 4,
     hasRelay: options.hasRelay ?? false
-  }, { logger: silentLogger(), store, delivery })
+  }, { logger: silentLogger(), store, delivery, cipher: testQueueCipher() })
   return queue
 }
 
@@ -54,8 +55,7 @@ async function until (condition: () => Promise<boolean> | boolean, timeoutMs = 5
 describe('outbound queue', () => {
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'smtorp-queue-'))
-    store = levelMailStore({ path: join(dir, 'mail') })
-    await store.open()
+    store = (await openTestVault(join(dir, 'vault'))).vault
   })
   afterEach(async () => {
     await queue?.stop()

@@ -30,6 +30,8 @@ export interface SubmissionComponents {
   logger: Logger
   store: MailStore
   queue: OutboundQueue
+  /** Why mail cannot be taken now (the vault is locked), or undefined when it can. */
+  refuseBecause?: () => string | undefined
 }
 
 export interface Submission {
@@ -77,6 +79,9 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
     onMailFrom (address: SMTPServerAddress, session: SMTPServerSession, callback) {
       if (init.requireAuth && session.user === undefined) return callback(new SmtpReplyError(530, '5.7.0', 'Authentication required'))
       if (address.address.toLowerCase() !== owner) return callback(new SmtpReplyError(553, '5.7.1', `You may send only as ${owner}`))
+      const refusal = components.refuseBecause?.()
+      // 451: the mail client keeps the message and tries again later.
+      if (refusal !== undefined) return callback(new SmtpReplyError(451, '4.3.0', refusal))
       callback()
     },
 

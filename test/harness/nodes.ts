@@ -11,6 +11,7 @@ import { createLogger, silentLogger, type Logger } from '../../node/log/index.ts
 import { SmtpConnection, type RecipientResult } from '../../node/smtp-client/index.ts'
 import { newMessageId, rfc5322Date } from '../../protocol/message.ts'
 import type { PrivateTorNetwork } from './tor-network.ts'
+import { openTestVault, TEST_PASSPHRASE, TEST_VAULT_SETTINGS } from './vault.ts'
 
 export interface TestNode {
   name: string
@@ -34,15 +35,21 @@ export function testSettings (network: PrivateTorNetwork | undefined, overrides:
     // Fast retries that still keep trying for about 5 minutes, longer than any test waits.
     queue: { retryDelaysMs: [2000, 3000, 5000, 5000, 10000, 10000, 15000, 20000, 30000, 30000, 60000, 60000, 60000], delayedNoticeAfterAttempts: 5 },
     log: { level: process.env.SMTORP_TEST_LOG ?? 'silent' },
+    vault: TEST_VAULT_SETTINGS,
     ...overrides
   }
 }
 
-/** Create a node directory with `smtorp init` and write its config.yaml from `settings`. */
+/**
+ * Create a node directory as `smtorp init` does (identity, vault with TEST_PASSPHRASE) and
+ * write its config.yaml from `settings`.
+ */
 export async function initNodeDir (name: string, settings: Record<string, unknown>): Promise<{ dir: string, identity: Identity }> {
   const dir = await mkdtemp(join(tmpdir(), `smtorp-${name}-`))
   const identity = await createIdentity(dir, name)
   await writeFile(join(dir, CONFIG_FILE), stringify({ user: name, ...settings }), { mode: 0o600 })
+  const { vault } = await openTestVault(join(dir, 'vault'))
+  await vault.close()
   return { dir, identity }
 }
 
@@ -51,7 +58,7 @@ export async function startTestNode (name: string, settings: Record<string, unkn
   const config = configFromObject(dir, JSON.parse(JSON.stringify({ user: name, ...settings })))
   const log = logger ?? (config.log.level === 'silent' ? silentLogger() : createLogger({ level: config.log.level, destination: 2 }))
   let node = await createNode(config, log)
-  await node.start()
+  await node.start({ unlock: { passphrase: TEST_PASSPHRASE } })
   const handle: TestNode = {
     name,
     dir,
@@ -78,7 +85,7 @@ export async function startTestNode (name: string, settings: Record<string, unkn
     },
     async restart () {
       node = await createNode(config, log)
-      await node.start()
+      await node.start({ unlock: { passphrase: TEST_PASSPHRASE } })
     },
     async stop () { await node.stop() },
     async remove () { await rm(dir, { recursive: true, force: true }) }

@@ -1,0 +1,558 @@
+// The vault's full-text search index, encrypted at rest, in the vault's LevelDB.
+//
+// On-disk format version 1 (keys are bytes; the index owns every key that starts with
+// 'x' (0x78) or 'X' (0x58) and touches no other):
+//
+//   'x' | T(16)             term head    seal(postings key, head, AD("search term", key))
+//   'x' | T(16) | G(u32 BE) chunk        seal(postings key, doc list, AD("search postings", key))
+//   'X' | 's'               state        seal(postings key, state, AD("search state", key))
+//
+// T = HMAC-SHA256(term key, term string)[0..16] (crypto.ts `mac`), the term's opaque name;
+// term strings are `*:word`, `from:word`, `to:word`, `subject:word` and the same with a whole
+// address (terms.ts). G is the generation (flush number) that wrote the chunk: never reused,
+// so no chunk value can stand in for another, even an older one of the same term. AD is
+// crypto.ts `associatedData(kind, key bytes)`: a value moved to another key does not open.
+// Every value is AES-256-GCM sealed (crypto.ts `seal`); plaintexts are varints (postings.ts):
+//
+//   head  = count, then per chunk in the order written: G, docs, first doc, last - first
+//   chunk = the chunk's documents, strictly increasing, as first doc then gaps (>= 1)
+//   state = format (1 byte, = 1), generation, term heads, chunks,
+//           indexed documents (ranges), removed documents (ranges)
+//   ranges = count, then per range: gap from the previous range's end, length
+//
+// Consistency: one flush is one LevelDB batch (synced) holding the new chunks, the merged
+// chunks' deletions, the rewritten heads and the new state, so after a crash the state
+// never claims a document whose postings are missing, and a head never names a missing
+// chunk. Searches read through one LevelDB snapshot, so a flush committing mid-search cannot
+// delete a chunk a head it already read names.
+//
+// Merge policy (per term, at flush): the new documents become one chunk; before writing it,
+// the term's newest chunks are folded into it while the newest remaining chunk holds no more
+// documents than the chunk being built (a binary counter: chunk sizes roughly halve from
+// oldest to newest, and each posting is rewritten about log2(flushes) times), and then the
+// newest are folded in until the term has at most MAX_CHUNKS chunks. Merging *all* chunks
+// into one whenever there are more than MAX_CHUNKS would rewrite the whole list of a common
+// word every MAX_CHUNKS flushes: quadratic in the mailbox when the vault flushes after each
+// message. Merging drops removed documents from the chunks it rewrites.
+//
+// What the disk still tells someone without the keys: how many term heads and chunks there
+// are, and from value sizes roughly how many documents each term has (its frequency profile)
+// and which terms were touched by the same flush. Not which words they are.
+import type { ClassicLevel } from 'classic-level'
+import { associatedData, mac, open as openSealed, seal, TamperError } from '../crypto.ts'
+import type { Logger } from '../../log/index.ts'
+import { silentLogger } from '../../log/index.ts'
+import { decodeDocList, DocRanges, encodeDocList, FormatError, MAX_DOC, unionSorted, VarintReader, VarintWriter } from './postings.ts'
+import { documentTerms, queryTerms, type SearchText } from './terms.ts'
+
+export const SEARCH_FORMAT = 1
+export const DEFAULT_FLUSH_EVERY = 2000
+export const MAX_CHUNKS = 8
+export const DEFAULT_LIMIT = 50
+
+const TERM_NAME_BYTES = 16
+const HEAD_PREFIX = 0x78 // 'x'
+const STATE_KEY = Buffer.from('Xs', 'latin1')
+
+/** The two 32-byte keys the vault derives for search (VaultKeys.searchTerm, .searchPostings). */
+export interface SearchKeys {
+  term: Buffer
+  postings: Buffer
+}
+
+export interface SearchIndexInit {
+  /** The vault's database, open, with `keyEncoding: 'buffer', valueEncoding: 'buffer'`. */
+  db: ClassicLevel<Buffer, Buffer>
+  keys: SearchKeys
+  /** Flush by itself once this many documents are buffered (default 2000). */
+  flushEvery?: number
+  logger?: Logger
+}
+
+export interface SearchOptions {
+  /** At most this many results (default 50). */
+  limit?: number
+  /** Paging: only documents numbered below this one. */
+  before?: number
+}
+
+export interface SearchStats {
+  /** Documents indexed (flushed or buffered) and not removed. */
+  docs: number
+  /** Term heads on disk. */
+  terms: number
+  /** Posting chunks on disk. */
+  chunks: number
+  bufferedDocs: number
+}
+
+/**
+ * The contract. Documents are message numbers (positive integers below 2^32; newer mail has
+ * higher numbers, but adds may come in any order).
+ *
+ * - `add` is synchronous: the document is searchable at once, and durable after the next
+ *   flush, which happens by itself every `flushEvery` documents or when `flush()` is called.
+ *   Adding a document already indexed does nothing. A removed document number stays removed:
+ *   adding it again does nothing either (numbers are never reused; re-adding could not
+ *   unindex the words of what was removed).
+ * - `remove` hides the document from results at once; it is durable after the next flush.
+ * - `flush` resolves when every add and remove made before the call is on disk (synced).
+ * - A changed, moved, missing or undecodable value makes `open`, `search` or `flush` reject
+ *   with a SearchError: never silently wrong results. The vault then rebuilds the index.
+ * - `close` flushes and forgets everything, keys included. The database stays open (the
+ *   vault owns it).
+ */
+export interface SearchIndex {
+  open: () => Promise<void>
+  has: (doc: number) => boolean
+  add: (doc: number, text: SearchText) => void
+  remove: (doc: number) => void
+  flush: () => Promise<void>
+  /** Documents with every term of the query, newest (highest number) first. */
+  search: (query: string, options?: SearchOptions) => Promise<number[]>
+  stats: () => SearchStats
+  close: () => Promise<void>
+}
+
+export class SearchError extends Error {
+  override name = 'SearchError'
+}
+
+interface ChunkInfo {
+  gen: number
+  count: number
+  min: number
+  max: number
+}
+
+/** Documents added since the last flush began: term string -> documents, in add order. */
+class Pending {
+  readonly terms = new Map<string, number[]>()
+  readonly docs = new Set<number>()
+}
+
+const headKey = (name: Buffer): Buffer => {
+  const key = Buffer.allocUnsafe(1 + TERM_NAME_BYTES)
+  key[0] = HEAD_PREFIX
+  name.copy(key, 1)
+  return key
+}
+
+const chunkKey = (name: Buffer, gen: number): Buffer => {
+  const key = Buffer.allocUnsafe(1 + TERM_NAME_BYTES + 4)
+  key[0] = HEAD_PREFIX
+  name.copy(key, 1)
+  key.writeUInt32BE(gen, 1 + TERM_NAME_BYTES)
+  return key
+}
+
+function encodeHead (chunks: ChunkInfo[]): Buffer {
+  const w = new VarintWriter(4 + chunks.length * 12)
+  w.write(chunks.length)
+  for (const c of chunks) {
+    w.write(c.gen)
+    w.write(c.count)
+    w.write(c.min)
+    w.write(c.max - c.min)
+  }
+  return w.finish()
+}
+
+function decodeHead (bytes: Buffer): ChunkInfo[] {
+  const r = new VarintReader(bytes)
+  const n = r.read()
+  if (n < 1 || n > MAX_CHUNKS) throw new FormatError(`A term head lists ${n} chunks.`)
+  const chunks: ChunkInfo[] = []
+  for (let i = 0; i < n; i++) {
+    const gen = r.read()
+    const count = r.read()
+    const min = r.read()
+    const max = min + r.read()
+    if (count < 1 || min < 1 || max > MAX_DOC || gen > 0xffff_ffff || count > max - min + 1) throw new FormatError('A term head describes an impossible chunk.')
+    chunks.push({ gen, count, min, max })
+  }
+  if (!r.done) throw new FormatError('A term head has trailing bytes.')
+  return chunks
+}
+
+interface State {
+  generation: number
+  terms: number
+  chunks: number
+  indexed: DocRanges
+  removed: DocRanges
+}
+
+function encodeState (s: State): Buffer {
+  const w = new VarintWriter(64)
+  w.writeByte(SEARCH_FORMAT)
+  w.write(s.generation)
+  w.write(s.terms)
+  w.write(s.chunks)
+  s.indexed.write(w)
+  s.removed.write(w)
+  return w.finish()
+}
+
+function decodeState (bytes: Buffer): State {
+  const r = new VarintReader(bytes)
+  const format = r.readByte()
+  if (format !== SEARCH_FORMAT) throw new SearchError(`The search index has format ${format}; this version reads format ${SEARCH_FORMAT}. Rebuild it.`)
+  const state = { generation: r.read(), terms: r.read(), chunks: r.read(), indexed: DocRanges.read(r), removed: DocRanges.read(r) }
+  if (!r.done) throw new FormatError('The search state has trailing bytes.')
+  return state
+}
+
+/**
+ * Which of a term's chunks (in the order written) to fold into the chunk being written with
+ * `incoming` new documents: the newest ones, from index `from` on (the merge policy above).
+ */
+export function chunksToMerge (chunks: ChunkInfo[], incoming: number): number {
+  let from = chunks.length
+  let size = incoming
+  while (from > 0 && chunks[from - 1]!.count <= size) {
+    from--
+    size += chunks[from]!.count
+  }
+  while (from + 1 > MAX_CHUNKS) from--
+  return from
+}
+
+/** The index of the first element > `value` in `list[0..end)`. */
+function upperBound (list: Uint32Array, value: number, end = list.length): number {
+  let lo = 0
+  let hi = end
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (list[mid]! <= value) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
+
+/**
+ * Newest first, the documents below `before` in every list (each sorted ascending; the
+ * first is the shortest), not removed, at most `limit`. Walks the shortest list downwards
+ * and looks each candidate up in the others with a shrinking binary search, so it stops
+ * as soon as `limit` results are found.
+ */
+function intersectNewestFirst (lists: Uint32Array[], before: number, limit: number, removed: DocRanges): number[] {
+  const [first, ...rest] = lists
+  if (first === undefined) return []
+  const ends = rest.map((l) => l.length)
+  const out: number[] = []
+  candidates: for (let i = upperBound(first, before - 1) - 1; i >= 0 && out.length < limit; i--) {
+    const doc: number = first[i]!
+    for (let k = 0; k < rest.length; k++) {
+      const list = rest[k]!
+      const j = upperBound(list, doc, ends[k]) - 1
+      if (j < 0) break candidates // nothing older left in this list: no more results
+      ends[k] = j + 1
+      if (list[j] !== doc) continue candidates
+    }
+    if (!removed.has(doc)) out.push(doc)
+  }
+  return out
+}
+
+function checkDoc (doc: number): void {
+  if (!Number.isInteger(doc) || doc < 1 || doc > MAX_DOC) throw new SearchError(`A document number must be an integer from 1 to ${MAX_DOC}, not ${doc}.`)
+}
+
+class EncryptedSearchIndex implements SearchIndex {
+  private readonly db: ClassicLevel<Buffer, Buffer>
+  private readonly flushEvery: number
+  private readonly log: Logger
+  /** Our own copies, zeroed on close; the vault's keys are the vault's to wipe. */
+  private termKey: Buffer
+  private postingsKey: Buffer
+  private state: State | undefined
+  private buffer = new Pending()
+  /** The documents of the flush in progress: still searched until its batch is on disk. */
+  private flushing: Pending | undefined
+  /** Bumped by every remove, so a flush knows whether removals came in while it ran. */
+  private removals = 0
+  private persistedRemovals = 0
+  private flushQueue: Promise<void> = Promise.resolve()
+  private autoFlushAt: number
+
+  constructor (init: SearchIndexInit) {
+    if (init.keys.term.byteLength !== 32 || init.keys.postings.byteLength !== 32) throw new SearchError('The search keys must be 32 bytes each.')
+    this.db = init.db
+    this.termKey = Buffer.from(init.keys.term)
+    this.postingsKey = Buffer.from(init.keys.postings)
+    this.flushEvery = Math.max(1, Math.floor(init.flushEvery ?? DEFAULT_FLUSH_EVERY))
+    this.autoFlushAt = this.flushEvery
+    this.log = (init.logger ?? silentLogger()).child({ component: 'search' })
+  }
+
+  async open (): Promise<void> {
+    if (this.state !== undefined) return
+    const sealed = await this.db.get(STATE_KEY)
+    if (sealed === undefined) {
+      // A fresh index, unless index records exist without their state: then the state was
+      // deleted, and starting over would reuse generations and corrupt the old records.
+      for (const [gte, lt] of [['x', 'y'], ['X', 'Y']] as const) {
+        const found = await this.db.keys({ gte: Buffer.from(gte), lt: Buffer.from(lt), limit: 1 }).all()
+        if (found.length > 0) throw new SearchError('The search index has records but no state: it is damaged. Rebuild it.')
+      }
+      this.state = { generation: 0, terms: 0, chunks: 0, indexed: new DocRanges(), removed: new DocRanges() }
+      this.log.info('Opened a new, empty search index.')
+      return
+    }
+    try {
+      this.state = decodeState(this.unseal(sealed, 'search state', STATE_KEY, 'the search state'))
+    } catch (err) {
+      throw this.asSearchError(err, 'open')
+    }
+    this.log.info({ docs: this.stats().docs, terms: this.state.terms, chunks: this.state.chunks }, 'Opened the search index.')
+  }
+
+  private opened (): State {
+    if (this.state === undefined) throw new SearchError('The search index is not open.')
+    return this.state
+  }
+
+  has (doc: number): boolean {
+    const state = this.opened()
+    if (state.removed.has(doc)) return false
+    return state.indexed.has(doc) || this.buffer.docs.has(doc) || (this.flushing?.docs.has(doc) ?? false)
+  }
+
+  add (doc: number, text: SearchText): void {
+    const state = this.opened()
+    checkDoc(doc)
+    if (state.removed.has(doc)) {
+      this.log.debug({ doc }, 'Not indexing a removed document again.')
+      return
+    }
+    if (this.has(doc)) return
+    for (const term of documentTerms(text)) {
+      const docs = this.buffer.terms.get(term)
+      if (docs === undefined) this.buffer.terms.set(term, [doc])
+      else docs.push(doc)
+    }
+    this.buffer.docs.add(doc)
+    if (this.buffer.docs.size >= this.autoFlushAt) {
+      // A failed flush keeps its documents buffered; retry after another flushEvery adds,
+      // not on every add.
+      this.autoFlushAt = this.buffer.docs.size + this.flushEvery
+      this.flush().catch((err: unknown) => {
+        this.log.error({ err }, 'The search index could not flush by itself; the documents stay buffered.')
+      })
+    }
+  }
+
+  remove (doc: number): void {
+    const state = this.opened()
+    checkDoc(doc)
+    if (state.removed.has(doc)) return
+    state.removed.add(doc)
+    this.removals++
+  }
+
+  async flush (): Promise<void> {
+    this.opened()
+    const run = this.flushQueue.then(async () => { await this.flushOnce() })
+    this.flushQueue = run.catch(() => {})
+    await run
+  }
+
+  private async flushOnce (): Promise<void> {
+    const state = this.state
+    if (state === undefined) return // closed while queued
+    if (this.buffer.docs.size === 0 && this.removals === this.persistedRemovals) return
+    const flushing = this.buffer
+    this.buffer = new Pending()
+    this.flushing = flushing
+    this.autoFlushAt = this.flushEvery
+    const removalsAt = this.removals
+    try {
+      const next = await this.writeFlush(state, flushing)
+      this.state = next
+      this.persistedRemovals = removalsAt
+      this.log.debug({ docs: flushing.docs.size, generation: next.generation }, 'Flushed the search index.')
+    } catch (err) {
+      // Put the documents back in front of what was added meanwhile, so nothing is lost.
+      for (const [term, docs] of this.buffer.terms) {
+        const earlier = flushing.terms.get(term)
+        if (earlier === undefined) flushing.terms.set(term, docs)
+        else earlier.push(...docs)
+      }
+      for (const doc of this.buffer.docs) flushing.docs.add(doc)
+      this.buffer = flushing
+      throw this.asSearchError(err, 'flush')
+    } finally {
+      this.flushing = undefined
+    }
+  }
+
+  /** Builds and commits one batch; returns the state it wrote. */
+  private async writeFlush (state: State, pending: Pending): Promise<State> {
+    const generation = state.generation + 1
+    if (generation > 0xffff_ffff) throw new SearchError('The search index has used all its generations. Rebuild it.')
+    // The removals as of now; ones made while this flush runs go in the next state.
+    const removed = state.removed.clone()
+    const entries: Array<{ name: Buffer, docs: Uint32Array }> = []
+    for (const [term, docs] of pending.terms) {
+      const sorted = Uint32Array.from(docs).sort()
+      let n = 0
+      for (const doc of sorted) if (!removed.has(doc)) sorted[n++] = doc
+      entries.push({ name: mac(this.termKey, term), docs: sorted.subarray(0, n) })
+    }
+    const heads = entries.length > 0 ? await this.db.getMany(entries.map((e) => headKey(e.name))) : []
+
+    interface Plan { name: Buffer, docs: Uint32Array, existed: boolean, keep: ChunkInfo[], merge: ChunkInfo[], firstRead: number }
+    const plans: Plan[] = []
+    const reads: Buffer[] = []
+    for (let i = 0; i < entries.length; i++) {
+      const { name, docs } = entries[i]!
+      const sealedHead = heads[i]
+      const chunks = sealedHead === undefined ? [] : this.readHead(name, sealedHead)
+      const from = chunksToMerge(chunks, docs.length)
+      if (docs.length === 0 && from === chunks.length) continue // every new document was removed already
+      const merge = chunks.slice(from)
+      plans.push({ name, docs, existed: sealedHead !== undefined, keep: chunks.slice(0, from), merge, firstRead: reads.length })
+      for (const c of merge) reads.push(chunkKey(name, c.gen))
+    }
+    const values = reads.length > 0 ? await this.db.getMany(reads) : []
+
+    const ops: Array<{ type: 'put', key: Buffer, value: Buffer } | { type: 'del', key: Buffer }> = []
+    let terms = state.terms
+    let chunkCount = state.chunks
+    for (const plan of plans) {
+      const lists = [plan.docs]
+      plan.merge.forEach((c, k) => {
+        const key = reads[plan.firstRead + k]!
+        lists.push(this.readChunk(key, values[plan.firstRead + k], c))
+        ops.push({ type: 'del', key })
+      })
+      const merged = plan.merge.length === 0 ? plan.docs : unionSorted(lists).filter((doc) => !removed.has(doc))
+      const chunks = plan.keep
+      if (merged.length > 0) {
+        const key = chunkKey(plan.name, generation)
+        ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeDocList(merged), associatedData('search postings', key)) })
+        chunks.push({ gen: generation, count: merged.length, min: merged[0]!, max: merged[merged.length - 1]! })
+      }
+      chunkCount += (merged.length > 0 ? 1 : 0) - plan.merge.length
+      const key = headKey(plan.name)
+      if (chunks.length === 0) {
+        ops.push({ type: 'del', key })
+        if (plan.existed) terms--
+      } else {
+        ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeHead(chunks), associatedData('search term', key)) })
+        if (!plan.existed) terms++
+      }
+    }
+    const indexed = state.indexed.clone()
+    for (const doc of pending.docs) indexed.add(doc)
+    const next: State = { generation, terms, chunks: chunkCount, indexed, removed: state.removed }
+    // The live removed set keeps collecting removals; the state on disk gets this copy.
+    ops.push({ type: 'put', key: STATE_KEY, value: seal(this.postingsKey, encodeState({ ...next, removed }), associatedData('search state', STATE_KEY)) })
+    await this.db.batch(ops, { sync: true })
+    return next
+  }
+
+  async search (query: string, options: SearchOptions = {}): Promise<number[]> {
+    this.opened()
+    const limit = options.limit ?? DEFAULT_LIMIT
+    const before = options.before ?? Infinity
+    if (!Number.isInteger(limit) || limit < 0) throw new SearchError(`A search limit must be a non-negative integer, not ${limit}.`)
+    const terms = queryTerms(query)
+    if (terms.length === 0 || limit === 0 || before <= 1) return []
+
+    // Take the snapshot and the buffers in the same turn: a flush that commits later is
+    // then seen either in the buffer it came from or on disk, never in neither.
+    const buffers = this.flushing === undefined ? [this.buffer] : [this.buffer, this.flushing]
+    const snapshot = this.db.snapshot()
+    try {
+      const names = terms.map((t) => mac(this.termKey, t))
+      const heads = await this.db.getMany(names.map(headKey), { snapshot })
+      const perTerm: Array<{ name: Buffer, chunks: ChunkInfo[], buffered: number[], count: number }> = []
+      for (let i = 0; i < terms.length; i++) {
+        const sealedHead = heads[i]
+        const chunks = sealedHead === undefined ? [] : this.readHead(names[i]!, sealedHead).filter((c) => c.min < before)
+        const buffered: number[] = []
+        for (const b of buffers) {
+          const docs = b.terms.get(terms[i]!)
+          if (docs !== undefined) buffered.push(...docs)
+        }
+        const count = buffered.length + chunks.reduce((n, c) => n + c.count, 0)
+        if (count === 0) return [] // AND with an absent term
+        perTerm.push({ name: names[i]!, chunks, buffered, count })
+      }
+      perTerm.sort((a, b) => a.count - b.count)
+      const keys: Buffer[] = []
+      for (const t of perTerm) for (const c of t.chunks) keys.push(chunkKey(t.name, c.gen))
+      const values = keys.length > 0 ? await this.db.getMany(keys, { snapshot }) : []
+      let k = 0
+      const lists = perTerm.map((t) => {
+        const parts = t.chunks.map((c) => { const i = k++; return this.readChunk(keys[i]!, values[i], c) })
+        if (t.buffered.length > 0) parts.push(Uint32Array.from(t.buffered).sort())
+        return unionSorted(parts)
+      })
+      lists.sort((a, b) => a.length - b.length)
+      return intersectNewestFirst(lists, before, limit, this.opened().removed)
+    } catch (err) {
+      throw this.asSearchError(err, 'search')
+    } finally {
+      await snapshot.close()
+    }
+  }
+
+  stats (): SearchStats {
+    const state = this.opened()
+    let docs = state.indexed.size - state.indexed.countIn(state.removed)
+    let bufferedDocs = 0
+    for (const p of this.flushing === undefined ? [this.buffer] : [this.buffer, this.flushing]) {
+      for (const doc of p.docs) {
+        bufferedDocs++
+        if (!state.removed.has(doc) && !state.indexed.has(doc)) docs++
+      }
+    }
+    return { docs, terms: state.terms, chunks: state.chunks, bufferedDocs }
+  }
+
+  async close (): Promise<void> {
+    if (this.state === undefined) return
+    try {
+      await this.flush()
+    } finally {
+      this.state = undefined
+      this.buffer = new Pending()
+      this.termKey.fill(0)
+      this.postingsKey.fill(0)
+    }
+  }
+
+  private unseal (sealed: Buffer, kind: string, key: Buffer, what: string): Buffer {
+    try {
+      return openSealed(this.postingsKey, sealed, associatedData(kind, key))
+    } catch (err) {
+      if (err instanceof TamperError) throw new SearchError(`${what[0]!.toUpperCase()}${what.slice(1)} does not authenticate: the search index was changed or damaged. Rebuild it.`, { cause: err })
+      throw err
+    }
+  }
+
+  private readHead (name: Buffer, sealed: Buffer): ChunkInfo[] {
+    const key = headKey(name)
+    return decodeHead(this.unseal(sealed, 'search term', key, 'a term head'))
+  }
+
+  private readChunk (key: Buffer, sealed: Buffer | undefined, info: ChunkInfo): Uint32Array {
+    if (sealed === undefined) throw new SearchError('A posting chunk named by its term head is missing: the search index was damaged. Rebuild it.')
+    const docs = decodeDocList(this.unseal(sealed, 'search postings', key, 'a posting chunk'), info.count)
+    if (docs[0] !== info.min || docs[docs.length - 1] !== info.max) throw new FormatError('A posting chunk does not span what its term head says.')
+    return docs
+  }
+
+  private asSearchError (err: unknown, during: string): SearchError {
+    if (err instanceof SearchError) return err
+    if (err instanceof FormatError) return new SearchError(`The search index is damaged (${err.message}) Rebuild it.`, { cause: err })
+    return new SearchError(`The search index failed during ${during}: ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  }
+}
+
+export function searchIndex (init: SearchIndexInit): SearchIndex {
+  return new EncryptedSearchIndex(init)
+}

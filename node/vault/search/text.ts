@@ -1,0 +1,80 @@
+// The searchable text of a raw message (RFC 5322 / MIME), parsed with postal-mime: the From,
+// To/Cc/Bcc and Subject headers decoded (RFC 2047 encoded words included), and the body
+// decoded from its transfer encoding (RFC 2045 6.7 quoted-printable, 6.8 base64) and charset.
+// Attachments are ignored. Nothing here throws on a broken message: the raw bytes, read as
+// latin1, are the fallback.
+import PostalMime, { type Address } from 'postal-mime'
+import type { SearchText } from './terms.ts'
+
+/** At most this much body text is indexed per message (UTF-16 code units). */
+export const MAX_BODY_CHARS = 64 * 1024
+/**
+ * At most this much of the raw message is parsed. The text parts nearly always come before
+ * any attachment, and parsing a 50 MB attachment only to ignore it would cost its size again
+ * in memory.
+ */
+export const MAX_PARSE_BYTES = 4 * 1024 * 1024
+/** HTML longer than this is cut before it is turned into text (the regexes are linear, but why). */
+const MAX_HTML_CHARS = 1024 * 1024
+
+function formatAddresses (list: Address[] | Address | undefined): string {
+  if (list === undefined) return ''
+  const out: string[] = []
+  for (const a of Array.isArray(list) ? list : [list]) {
+    if (a.group !== undefined) {
+      if (a.name.length > 0) out.push(a.name)
+      for (const m of a.group) out.push(m.name.length > 0 ? `${m.name} <${m.address}>` : m.address)
+    } else {
+      out.push(a.name.length > 0 ? `${a.name} <${a.address}>` : a.address)
+    }
+  }
+  return out.join(', ')
+}
+
+export async function extractSearchText (raw: Buffer): Promise<SearchText> {
+  try {
+    const email = await PostalMime.parse(raw.byteLength > MAX_PARSE_BYTES ? raw.subarray(0, MAX_PARSE_BYTES) : raw)
+    const text = email.text !== undefined && email.text.trim().length > 0
+      ? email.text
+      : email.html !== undefined ? htmlToText(email.html) : ''
+    return {
+      from: formatAddresses(email.from),
+      to: [formatAddresses(email.to), formatAddresses(email.cc), formatAddresses(email.bcc)].filter((s) => s.length > 0).join(', '),
+      subject: email.subject ?? '',
+      body: text.length > MAX_BODY_CHARS ? text.slice(0, MAX_BODY_CHARS) : text
+    }
+  } catch {
+    // Not a message postal-mime can read: index its bytes as text, headers and all. The
+    // caller learns nothing useful from an error here, and search still finds the words.
+    return { from: '', to: '', subject: '', body: raw.subarray(0, MAX_BODY_CHARS).toString('latin1') }
+  }
+}
+
+const NAMED_ENTITIES: Record<string, string> = {
+  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', copy: '©', reg: '®', hellip: '…',
+  mdash: '—', ndash: '–', lsquo: '‘', rsquo: '’', ldquo: '“', rdquo: '”', euro: '€', shy: ''
+}
+
+function decodeEntities (text: string): string {
+  return text.replace(/&(#x[0-9a-f]{1,6}|#[0-9]{1,7}|[a-z]{2,8});/giu, (whole, body: string) => {
+    if (body.startsWith('#')) {
+      const code = body[1] === 'x' || body[1] === 'X' ? parseInt(body.slice(2), 16) : parseInt(body.slice(1), 10)
+      return code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff) ? String.fromCodePoint(code) : ' '
+    }
+    return NAMED_ENTITIES[body.toLowerCase()] ?? whole
+  })
+}
+
+/**
+ * The visible text of an HTML body, simply: comments, <script>, <style>, <head> and
+ * <template> content dropped (an unclosed one runs to the end), every tag replaced by a
+ * space, character references decoded. Attribute values (link targets, alt text) are not
+ * text. Not a browser's rendering, and it need not be: it feeds a word index.
+ */
+export function htmlToText (html: string): string {
+  let s = html.length > MAX_HTML_CHARS ? html.slice(0, MAX_HTML_CHARS) : html
+  s = s.replace(/<!--[\s\S]*?(?:-->|$)/gu, ' ')
+  s = s.replace(/<(script|style|head|template)\b[\s\S]*?(?:<\/\1\s*>|$)/giu, ' ')
+  s = s.replace(/<\/?[a-z!?][^>]*(?:>|$)/giu, ' ')
+  return decodeEntities(s).replace(/[ \t\r\f\v]+/gu, ' ')
+}
