@@ -18,11 +18,13 @@ import { waitFor } from './harness/nodes.ts'
 const spec = readFileSync(new URL('../spec/node-data.md', import.meta.url), 'utf8')
 const vector = JSON.parse(/```json\n(.*)\n```/.exec(spec)![1]!) as QueueEntry
 
+// One key for the whole file: a queue reopened after a restart must read what it wrote.
+const cipher = testQueueCipher()
 let dir: string
 let store: MailStore
 
 function queueAt (path: string, delivery: Delivery): ReturnType<typeof outboundQueue> {
-  return outboundQueue({ path, domain: 'x.onion', retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 5 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery, cipher: testQueueCipher() })
+  return outboundQueue({ path, domain: 'x.onion', retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 5 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery, cipher })
 }
 
 describe('spec/node-data.md', () => {
@@ -44,10 +46,10 @@ describe('spec/node-data.md', () => {
   it('a queue database holding the vector is read, and the pending recipient is retried', async () => {
     const stored = await store.add({ folder: 'Outbox', raw: Buffer.from(`Message-ID: <${vector.messageId!}>\r\n\r\nhi\r\n`), from: vector.from, to: vector.recipients.map(r => r.address) })
     const path = join(dir, 'queue-vector')
-    const db = new ClassicLevel<string, string>(path, { valueEncoding: 'utf8' })
+    const db = new ClassicLevel<string, Buffer>(path, { valueEncoding: 'buffer' })
     await db.batch([
-      { type: 'put', key: 's!format', value: String(QUEUE_FORMAT) },
-      { type: 'put', key: `e!${vector.id}`, value: JSON.stringify({ ...vector, storeId: stored.meta.id }) }
+      { type: 'put', key: 's!format', value: Buffer.from(String(QUEUE_FORMAT)) },
+      { type: 'put', key: `e!${vector.id}`, value: cipher.seal(vector.id, Buffer.from(JSON.stringify({ ...vector, storeId: stored.meta.id }))) }
     ], { sync: true })
     await db.close()
     const delivery = new ScriptedDelivery()
@@ -59,11 +61,11 @@ describe('spec/node-data.md', () => {
   })
 
   it('a queue database of another format version is refused with a clear error', async () => {
-    const path = join(dir, 'queue-v2')
+    const path = join(dir, 'queue-v1')
     const db = new ClassicLevel<string, string>(path, { valueEncoding: 'utf8' })
-    await db.put('s!format', '2', { sync: true })
+    await db.put('s!format', '1', { sync: true }) // format 1 kept entries in the clear
     await db.close()
     const queue = queueAt(path, new ScriptedDelivery())
-    await assert.rejects(queue.start(), (err: unknown) => err instanceof QueueError && /has format 2; this version reads format 1/.test(err.message))
+    await assert.rejects(queue.start(), (err: unknown) => err instanceof QueueError && /has format 1; this version reads format 2/.test(err.message))
   })
 })

@@ -2,7 +2,7 @@
 // of the contract written on the interface in node/store/mail-store.ts.
 //
 // Usage, from an implementation's test file:
-//   mailStoreCompliance('LevelMailStore', async () => { ...; return { store, cleanup } })
+//   mailStoreCompliance('Vault', async () => { ...; return { store, cleanup } })
 // `makeStore` returns a fresh, empty store that is not yet open; `cleanup` removes what it
 // left on disk. The suite opens and closes the store itself, and reopens the same instance
 // to check that nothing is lost.

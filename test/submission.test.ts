@@ -24,6 +24,8 @@ const address = `gina@${me.address}.onion`
 const friend = `hal@${peer.address}.onion`
 const password = 'correct horse battery staple'
 
+// One key for the whole file: a queue reopened after a restart must read what it wrote.
+const cipher = testQueueCipher()
 let dir: string
 let store: MailStore
 let queue: OutboundQueue
@@ -59,7 +61,7 @@ describe('submission port', () => {
     dir = await mkdtemp(join(tmpdir(), 'smtorp-submission-'))
     store = (await openTestVault(join(dir, 'vault'))).vault
     const unused = delivery({ onionKey: me, idleConnectionMs: 1000 }, { logger: silentLogger(), socksEndpoint: () => ({ host: '127.0.0.1', port: 9 }) })
-    queue = outboundQueue({ path: join(dir, 'queue'), domain: `${me.address}.onion`, retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 1 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery: unused, cipher: testQueueCipher() })
+    queue = outboundQueue({ path: join(dir, 'queue'), domain: `${me.address}.onion`, retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 1 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store, delivery: unused, cipher })
     server = submission({ address, password, port: 0, requireAuth: true, maxMessageBytes: 100_000 }, { logger: silentLogger(), store, queue })
     await server.start()
   })

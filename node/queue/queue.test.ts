@@ -22,6 +22,8 @@ const toB = `b@${peerB.address}.onion`
 
 const ok = acceptAll
 
+// One key for the whole file: a queue reopened after a restart must read what it wrote.
+const cipher = testQueueCipher()
 let dir: string
 let store: MailStore
 let queue: OutboundQueue | undefined
@@ -33,7 +35,7 @@ function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?:
     retry: { delaysMs: options.delays ?? [30, 30, 30], delayedNoticeAfterAttempts: options.noticeAfter ?? 2 },
     concurrency: 4,
     hasRelay: options.hasRelay ?? false
-  }, { logger: silentLogger(), store, delivery, cipher: testQueueCipher() })
+  }, { logger: silentLogger(), store, delivery, cipher })
   return queue
 }
 

@@ -12,8 +12,8 @@
 // - `move` changes the folder of a message; the id stays.
 // - Unknown ids give `undefined` from `get` and a MailStoreError from mutating calls.
 //
-// A later issue replaces the LevelDB implementation with the encrypted, erasure-coded
-// vault; callers must depend only on this interface.
+// The implementation is the vault (node/vault/), which adds what this contract does not
+// cover: locking (calls other than `add` then fail with VaultLockedError), search and scrub.
 
 export type Folder = 'Inbox' | 'Sent' | 'Outbox'
 export const FOLDERS: readonly Folder[] = ['Inbox', 'Sent', 'Outbox']

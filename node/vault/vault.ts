@@ -19,7 +19,7 @@
 //   x..., X...         the search index (search/)
 import { ClassicLevel } from 'classic-level'
 import { randomBytes } from 'node:crypto'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../log/index.ts'
 import { GroupCommit, type BatchOp } from '../store/group-commit.ts'
@@ -167,7 +167,10 @@ export class Vault implements MailStore {
         return key === undefined ? 0 : Number(key.subarray(1).toString('latin1'))
       }
       this.nextSeq = Math.max(seq, await newest('m') + 1, await newest('a') + 1)
-      const codec = await erasureCodec(this.init.codec)
+      // An existing store is rebuilt only with the codec that wrote it (erasure/index.ts).
+      const written = await readFile(join(this.init.dir, 'shards', 'CODEC'), 'utf8').then(t => t.trim(), () => undefined)
+      if (written !== undefined && written !== 'native' && written !== 'wasm') throw new VaultError(`The shard store names an unknown erasure codec "${written}".`)
+      const codec = erasureCodec(written ?? this.init.codec ?? 'wasm')
       const shards = shardStore({ dir: join(this.init.dir, 'shards'), k: this.init.k, m: this.init.m, codec, segmentBytes: this.init.segmentBytes, ...(this.log !== undefined ? { logger: this.log } : {}) })
       await shards.open()
       this.shards = shards

@@ -6,8 +6,8 @@
 // - `reconstruct(shards, k, m)` takes k + m slots, the missing or damaged ones `undefined`,
 //   and returns all k + m shards with the missing ones rebuilt; with more than m missing it
 //   throws an ErasureError.
-// - Implementations produce identical parity bytes for identical input, so shards written with
-//   one can be rebuilt with another (the WebAssembly fallback reads what the native addon wrote).
+// - Implementations need NOT compute the same code (the two here do not; index.ts): shards are
+//   rebuilt only with the codec that wrote them.
 export interface ErasureCodec {
   readonly name: 'native' | 'wasm'
   encode (data: Uint8Array, k: number, m: number): Promise<Buffer[]>

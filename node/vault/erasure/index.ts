@@ -1,10 +1,12 @@
-// Reed-Solomon erasure coding for the vault: the native addon where it loads, the WebAssembly
-// build where it does not. Both load synchronously, so choosing one needs no await.
-//
-// todo: the two codecs do NOT write the same parity (native.ts and wasm.ts say why;
-// erasure.test.ts shows it), so a fallback to WebAssembly cannot rebuild shards the native
-// addon wrote, and it does not notice: it returns wrong bytes, not an error. Until one format is
-// chosen for the vault, shards must record which codec wrote them.
+// Reed-Solomon erasure coding for the vault, from two libraries that compute DIFFERENT codes:
+// - 'wasm' (reed-solomon-erasure, WebAssembly): Backblaze's Vandermonde construction over
+//   GF(2^8) with polynomial 0x11D, the code klauspost/reedsolomon and Backblaze's
+//   JavaReedSolomon also write. It is documented in spec/storage.md, so another implementation
+//   can rebuild our shards: it is the vault's default.
+// - 'native' (@ronomon/reed-solomon): a Cauchy bit-matrix code whose field and packet size
+//   depend on k, m and the shard size; about 3.5x faster (bench/RESULTS.md), but defined only by
+//   that library's source. A vault may be created with it; it then needs it to rebuild.
+// A store records its codec (shards/CODEC); one is never used to rebuild the other's shards.
 import { ErasureError, type ErasureCodec } from './codec.ts'
 import { nativeErasureCodec } from './native.ts'
 import { wasmErasureCodec } from './wasm.ts'
@@ -12,25 +14,9 @@ import { wasmErasureCodec } from './wasm.ts'
 export { ErasureError, shardSize, type ErasureCodec } from './codec.ts'
 export { MAX_DATA_SHARDS, MAX_PARITY_SHARDS } from './check-arguments.ts'
 
-let nativeFailure: ErasureError | undefined
+export type CodecName = 'native' | 'wasm'
 
-/**
- * The erasure codec to use: native unless `prefer` is 'wasm' or the addon does not load.
- * It does not log; the caller reports `.name`, and `nativeLoadError()` says why native is missing.
- */
-export function erasureCodec (prefer: 'native' | 'wasm' = 'native'): ErasureCodec {
-  if (prefer === 'native') {
-    try {
-      return nativeErasureCodec()
-    } catch (err) {
-      if (!(err instanceof ErasureError)) throw err
-      nativeFailure = err
-    }
-  }
-  return wasmErasureCodec()
-}
-
-/** Why erasureCodec() fell back to WebAssembly, if it did. */
-export function nativeLoadError (): ErasureError | undefined {
-  return nativeFailure
+/** The codec of that name; an ErasureError says why the native addon does not load. */
+export function erasureCodec (name: CodecName = 'wasm'): ErasureCodec {
+  return name === 'native' ? nativeErasureCodec() : wasmErasureCodec()
 }

@@ -14,7 +14,7 @@ import {
   type Locator, type ShardStore, type ShardStoreInit
 } from './index.ts'
 
-const codec = erasureCodec()
+const codec = erasureCodec('native')
 const K = 4
 const M = 2
 const HEADER = 72

@@ -1,0 +1,552 @@
+// The encrypted search index on a real LevelDB with real keys: what it finds, what it
+// must not find, what survives a reopen or a crash, what a tampered record does, and that
+// no term reaches the disk in plaintext.
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ClassicLevel } from 'classic-level'
+import {
+  extractSearchText, searchIndex, SearchError, MAX_CHUNKS,
+  type SearchIndex, type SearchIndexInit, type SearchKeys, type SearchText
+} from './index.ts'
+
+type Db = ClassicLevel<Buffer, Buffer>
+
+function openDb (dir: string): Db {
+  return new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+}
+
+function newKeys (): SearchKeys {
+  return { term: randomBytes(32), postings: randomBytes(32) }
+}
+
+interface Harness {
+  dir: string
+  db: Db
+  keys: SearchKeys
+  index: SearchIndex
+  /** Close the index (flushing) and the db, and open both again. */
+  reopen: (init?: Partial<SearchIndexInit>) => Promise<void>
+}
+
+/** A fresh database in a temp dir, removed afterwards whatever happens. */
+async function withIndex (fn: (h: Harness) => Promise<void>, init: Partial<SearchIndexInit> = {}): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'smtorp-search-'))
+  const keys = newKeys()
+  const h: Harness = {
+    dir,
+    keys,
+    db: openDb(dir),
+    index: undefined as unknown as SearchIndex,
+    reopen: async (more = {}) => {
+      await h.index.close()
+      await h.db.close()
+      h.db = openDb(dir)
+      await h.db.open()
+      h.index = searchIndex({ db: h.db, keys: { term: Buffer.from(keys.term), postings: Buffer.from(keys.postings) }, ...init, ...more })
+      await h.index.open()
+    }
+  }
+  try {
+    await h.db.open()
+    h.index = searchIndex({ db: h.db, keys: { term: Buffer.from(keys.term), postings: Buffer.from(keys.postings) }, ...init })
+    await h.index.open()
+    await fn(h)
+  } finally {
+    await h.db.close().catch(() => {})
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+function text (partial: Partial<SearchText>): SearchText {
+  return { from: '', to: '', subject: '', body: '', ...partial }
+}
+
+/** An .eml as bytes, CRLF line ends. */
+function eml (lines: string[]): Buffer {
+  return Buffer.from(lines.join('\r\n'), 'utf8')
+}
+
+describe('search index: what it finds', () => {
+  it('finds words in from, to, subject and body, and full addresses', async () => {
+    await withIndex(async ({ index }) => {
+      index.add(1, text({ from: 'Alice Liddell <alice@example.org>', to: 'bob@wonder.land', subject: 'Quarterly invoice', body: 'Please find the attached paperwork.' }))
+      index.add(2, text({ from: 'carol@example.net', subject: 'Lunch', body: 'Sandwiches at noon?' }))
+      assert.deepEqual(await index.search('liddell'), [1])
+      assert.deepEqual(await index.search('alice'), [1])
+      assert.deepEqual(await index.search('wonder'), [1])
+      assert.deepEqual(await index.search('Quarterly'), [1])
+      assert.deepEqual(await index.search('paperwork'), [1])
+      assert.deepEqual(await index.search('sandwiches'), [2])
+      assert.deepEqual(await index.search('example'), [2, 1])
+      assert.deepEqual(await index.search('alice@example.org'), [1])
+      assert.deepEqual(await index.search('<alice@example.org>'), [1])
+      assert.deepEqual(await index.search('nothing-like-this'), [])
+    })
+  })
+
+  it('restricts from:, to:, cc: and subject: to their header', async () => {
+    await withIndex(async ({ index }) => {
+      index.add(1, text({ from: 'Alice <alice@example.org>', to: 'Bob <bob@example.org>', subject: 'invoice 42', body: 'ask carol' }))
+      index.add(2, text({ from: 'Bob <bob@example.org>', to: 'Alice <alice@example.net>', subject: 'hello', body: 'the invoice is late' }))
+      index.add(3, text({ from: 'Carol <carol@example.org>', to: 'alice@example.org', subject: 'Re: hello', body: '' }))
+      assert.deepEqual(await index.search('from:alice'), [1])
+      assert.deepEqual(await index.search('to:alice'), [3, 2])
+      assert.deepEqual(await index.search('cc:alice'), [3, 2])
+      assert.deepEqual(await index.search('from:bob'), [2])
+      assert.deepEqual(await index.search('to:bob'), [1])
+      assert.deepEqual(await index.search('subject:invoice'), [1])
+      assert.deepEqual(await index.search('invoice'), [2, 1])
+      assert.deepEqual(await index.search('from:carol'), [3])
+      assert.deepEqual(await index.search('carol'), [3, 1])
+      assert.deepEqual(await index.search('to:alice@example.org'), [3])
+      assert.deepEqual(await index.search('to:alice@example.net'), [2])
+      assert.deepEqual(await index.search('from:alice@example.net'), [])
+      assert.deepEqual(await index.search('FROM:ALICE'), [1])
+      // An unknown qualifier is just text.
+      assert.deepEqual(await index.search('hello:invoice'), [])
+    })
+  })
+
+  it('ANDs the words of a query', async () => {
+    await withIndex(async ({ index }) => {
+      index.add(1, text({ body: 'red apple' }))
+      index.add(2, text({ body: 'green apple' }))
+      index.add(3, text({ body: 'red pepper' }))
+      assert.deepEqual(await index.search('red apple'), [1])
+      assert.deepEqual(await index.search('apple'), [2, 1])
+      assert.deepEqual(await index.search('red'), [3, 1])
+      assert.deepEqual(await index.search('red green'), [])
+      assert.deepEqual(await index.search('from:nobody apple'), [])
+      assert.deepEqual(await index.search('"red  apple"'), [1])
+    })
+  })
+
+  it('returns the newest first, honours limit and pages with before', async () => {
+    await withIndex(async ({ index }) => {
+      const order = [5, 1, 9, 3, 7, 2, 10, 4, 8, 6] // out of order, as after a locked vault
+      for (const doc of order) index.add(doc, text({ body: `common word${doc % 2 === 0 ? ' even' : ''}` }))
+      await index.flush()
+      index.add(11, text({ body: 'common' }))
+      assert.deepEqual(await index.search('common'), [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1])
+      assert.deepEqual(await index.search('common', { limit: 3 }), [11, 10, 9])
+      assert.deepEqual(await index.search('common', { limit: 3, before: 9 }), [8, 7, 6])
+      assert.deepEqual(await index.search('common', { limit: 3, before: 6 }), [5, 4, 3])
+      assert.deepEqual(await index.search('common', { limit: 3, before: 3 }), [2, 1])
+      assert.deepEqual(await index.search('common', { before: 1 }), [])
+      assert.deepEqual(await index.search('common even', { limit: 2, before: 8 }), [6, 4])
+      assert.deepEqual(await index.search('common', { limit: 0 }), [])
+      await assert.rejects(index.search('common', { limit: -1 }), SearchError)
+    })
+  })
+
+  it('returns nothing for an empty or all-stopword query', async () => {
+    await withIndex(async ({ index }) => {
+      index.add(1, text({ body: 'the cat and the hat' }))
+      assert.deepEqual(await index.search(''), [])
+      assert.deepEqual(await index.search('   '), [])
+      assert.deepEqual(await index.search('the and'), [])
+      assert.deepEqual(await index.search('subject:'), [])
+      assert.deepEqual(await index.search('the cat'), [1])
+    })
+  })
+
+  it('normalises with NFKC and lowercase, and skips words over 64 characters', async () => {
+    await withIndex(async ({ index }) => {
+      const long = 'q'.repeat(65)
+      index.add(1, text({ body: `ＦＵＬＬＷＩＤＴＨ Straße ﬁnance Ölförderung ${long} ${'r'.repeat(64)}` }))
+      assert.deepEqual(await index.search('fullwidth'), [1])
+      assert.deepEqual(await index.search('STRASSE'), []) // lowercasing is not case folding
+      assert.deepEqual(await index.search('straße'), [1])
+      assert.deepEqual(await index.search('finance'), [1])
+      assert.deepEqual(await index.search('ölförderung'), [1])
+      assert.deepEqual(await index.search(long), [])
+      assert.deepEqual(await index.search('r'.repeat(64)), [1])
+    })
+  })
+})
+
+describe('search index: message text', () => {
+  it('indexes the text of an HTML body but not scripts, styles, comments or attributes', async () => {
+    const raw = eml([
+      'From: Dora <dora@example.org>',
+      'To: eve@example.org',
+      'Subject: newsletter',
+      'MIME-Version: 1.0',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      '<html><head><title>headtitle</title><style>.hiddenstyle { color: red }</style></head>',
+      '<body><p class="attrvalue">Visible&nbsp;paragraph with caf&eacute; &amp; cr&#232;me &#x41;mpersand</p>',
+      '<script>var secretword = 1</script><!-- commentword --><a href="https://linkword.example/">click here</a>',
+      '</body></html>'
+    ])
+    const t = await extractSearchText(raw)
+    assert.match(t.body, /Visible paragraph/)
+    await withIndex(async ({ index }) => {
+      index.add(1, t)
+      assert.deepEqual(await index.search('visible paragraph'), [1])
+      assert.deepEqual(await index.search('crème'), [1])
+      assert.deepEqual(await index.search('ampersand'), [1])
+      assert.deepEqual(await index.search('click'), [1])
+      for (const hidden of ['secretword', 'hiddenstyle', 'commentword', 'attrvalue', 'linkword', 'headtitle', 'script', 'href', 'nbsp', 'html']) {
+        assert.deepEqual(await index.search(hidden), [], hidden)
+      }
+    })
+  })
+
+  it('decodes quoted-printable and base64 bodies and RFC 2047 subjects', async () => {
+    const qp = eml([
+      'From: =?UTF-8?Q?Fran=C3=A7ois?= <francois@example.org>',
+      'To: a@example.org',
+      'Subject: =?UTF-8?B?R3LDvMOfZSBhdXMgTcO8bmNoZW4=?=',
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: quoted-printable',
+      '',
+      'Die Fa=C3=A7ade ist sch=C3=B6n, soft=',
+      'wrapped word.'
+    ])
+    const b64 = eml([
+      'From: b@example.org',
+      'To: a@example.org',
+      'Subject: =?iso-8859-1?Q?caf=E9_meeting?=',
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="xyz"',
+      '',
+      '--xyz',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      Buffer.from('The zanzibar budget is attached.', 'utf8').toString('base64'),
+      '--xyz',
+      'Content-Type: text/plain; name="notes.txt"',
+      'Content-Disposition: attachment; filename="notes.txt"',
+      '',
+      'attachmentonlyword',
+      '--xyz--',
+      ''
+    ])
+    const t1 = await extractSearchText(qp)
+    const t2 = await extractSearchText(b64)
+    assert.equal(t1.subject, 'Grüße aus München')
+    await withIndex(async ({ index }) => {
+      index.add(1, t1)
+      index.add(2, t2)
+      assert.deepEqual(await index.search('subject:grüße münchen'), [1])
+      assert.deepEqual(await index.search('from:françois'), [1])
+      assert.deepEqual(await index.search('façade schön'), [1])
+      assert.deepEqual(await index.search('softwrapped'), [1])
+      assert.deepEqual(await index.search('zanzibar budget'), [2])
+      assert.deepEqual(await index.search('subject:café'), [2])
+      assert.deepEqual(await index.search('attachmentonlyword'), [])
+    })
+  })
+
+  it('falls back to the raw bytes for a message it cannot parse, and never throws', async () => {
+    for (const raw of [Buffer.from([0xff, 0xfe, 0x00, 0x41]), Buffer.alloc(0), Buffer.from('no headers at all, just fallbackword text'), Buffer.from('Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n--')]) {
+      const t = await extractSearchText(raw)
+      assert.equal(typeof t.body, 'string')
+    }
+    const t = await extractSearchText(Buffer.from('no headers at all, just fallbackword text'))
+    await withIndex(async ({ index }) => {
+      index.add(1, t)
+      assert.deepEqual(await index.search('fallbackword'), [1])
+    })
+  })
+
+  it('caps the body text of a huge message', async () => {
+    const raw = eml(['From: a@example.org', 'Subject: big', '', 'earlyword ' + 'filler '.repeat(40_000) + 'lateword'])
+    const t = await extractSearchText(raw)
+    assert.ok(t.body.length <= 64 * 1024)
+    assert.match(t.body, /earlyword/)
+    assert.doesNotMatch(t.body, /lateword/)
+  })
+})
+
+describe('search index: changes and durability', () => {
+  it('hides a removed document, buffered or flushed, and keeps it hidden after reopening', async () => {
+    await withIndex(async (h) => {
+      h.index.add(1, text({ body: 'alpha' }))
+      h.index.add(2, text({ body: 'alpha' }))
+      await h.index.flush()
+      h.index.add(3, text({ body: 'alpha' }))
+      h.index.remove(2)
+      h.index.remove(3)
+      assert.deepEqual(await h.index.search('alpha'), [1])
+      assert.equal(h.index.has(2), false)
+      assert.equal(h.index.has(3), false)
+      // A removed number stays removed.
+      h.index.add(2, text({ body: 'alpha beta' }))
+      assert.deepEqual(await h.index.search('beta'), [])
+      assert.equal(h.index.stats().docs, 1)
+      await h.reopen()
+      assert.deepEqual(await h.index.search('alpha'), [1])
+      assert.equal(h.index.has(2), false)
+      assert.equal(h.index.has(3), false)
+      assert.equal(h.index.stats().docs, 1)
+    })
+  })
+
+  it('ignores a second add of the same document', async () => {
+    await withIndex(async ({ index }) => {
+      index.add(1, text({ body: 'first version' }))
+      index.add(1, text({ body: 'second version' }))
+      assert.deepEqual(await index.search('first'), [1])
+      assert.deepEqual(await index.search('second'), [])
+      await index.flush()
+      index.add(1, text({ body: 'third version' }))
+      assert.deepEqual(await index.search('third'), [])
+      assert.deepEqual(index.stats().docs, 1)
+      assert.equal(index.stats().bufferedDocs, 0)
+    })
+  })
+
+  it('keeps everything across flush, close and reopen', async () => {
+    await withIndex(async (h) => {
+      for (let doc = 1; doc <= 50; doc++) h.index.add(doc, text({ from: `user${doc % 5}@example.org`, subject: `report ${doc}`, body: doc % 3 === 0 ? 'fizz' : 'plain' }))
+      const before = { fizz: await h.index.search('fizz'), user2: await h.index.search('from:user2@example.org'), report: await h.index.search('subject:report', { limit: 100 }) }
+      await h.reopen()
+      assert.equal(h.index.stats().bufferedDocs, 0)
+      assert.equal(h.index.stats().docs, 50)
+      assert.deepEqual(await h.index.search('fizz'), before.fizz)
+      assert.deepEqual(await h.index.search('from:user2@example.org'), before.user2)
+      assert.deepEqual(await h.index.search('subject:report', { limit: 100 }), before.report)
+      assert.equal(before.report.length, 50)
+      for (let doc = 1; doc <= 50; doc++) assert.equal(h.index.has(doc), true)
+      assert.equal(h.index.has(51), false)
+    })
+  })
+
+  it('after a crash, knows only the flushed documents, and finds exactly those', async () => {
+    await withIndex(async (h) => {
+      for (let doc = 1; doc <= 20; doc++) h.index.add(doc, text({ body: `crashword w${doc}` }))
+      await h.index.flush()
+      h.index.remove(5)
+      for (let doc = 21; doc <= 30; doc++) h.index.add(doc, text({ body: `crashword w${doc}` }))
+      // The process dies: the db closes under the index, which never flushes.
+      await h.db.close()
+      h.db = openDb(h.dir)
+      await h.db.open()
+      h.index = searchIndex({ db: h.db, keys: { term: Buffer.from(h.keys.term), postings: Buffer.from(h.keys.postings) } })
+      await h.index.open()
+      for (let doc = 1; doc <= 20; doc++) assert.equal(h.index.has(doc), true, `flushed ${doc}`)
+      for (let doc = 21; doc <= 30; doc++) assert.equal(h.index.has(doc), false, `unflushed ${doc}`)
+      assert.deepEqual(await h.index.search('crashword', { limit: 100 }), Array.from({ length: 20 }, (_, i) => 20 - i))
+      assert.deepEqual(await h.index.search('w25'), [])
+      // The vault indexes what is missing again.
+      for (let doc = 21; doc <= 30; doc++) if (!h.index.has(doc)) h.index.add(doc, text({ body: `crashword w${doc}` }))
+      await h.index.flush()
+      assert.equal((await h.index.search('crashword', { limit: 100 })).length, 30)
+    })
+  })
+
+  it('flushes by itself every flushEvery documents', async () => {
+    await withIndex(async ({ index }) => {
+      for (let doc = 1; doc <= 25; doc++) index.add(doc, text({ body: 'tick' }))
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      await index.flush() // waits for the automatic flushes queued before it
+      assert.equal(index.stats().bufferedDocs, 0)
+      assert.ok(index.stats().chunks >= 1)
+    }, { flushEvery: 10 })
+  })
+
+  it('keeps results identical through many flushes and chunk merges, with searches running during flushes', async () => {
+    // A small vocabulary over many tiny out-of-order flushes forces merges; the reference is
+    // a brute-force scan of the same texts.
+    let seed = 7
+    const random = (): number => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+    const vocabulary = Array.from({ length: 12 }, (_, i) => `v${i}`)
+    const docs = new Map<number, string[]>()
+    const order = Array.from({ length: 400 }, (_, i) => i + 1).sort(() => random() - 0.5)
+    await withIndex(async (h) => {
+      const running: Array<Promise<unknown>> = []
+      for (const [n, doc] of order.entries()) {
+        const words = vocabulary.filter((_, i) => random() < 1 / (i + 1.5))
+        docs.set(doc, words)
+        h.index.add(doc, text({ body: words.join(' ') }))
+        if (n % 37 === 0) h.index.remove(doc)
+        // Searches racing the automatic flushes must always see every document added so far.
+        if (n % 10 === 0) {
+          const expected = [...docs.entries()].filter(([d, w]) => w.includes('v0') && h.index.has(d)).map(([d]) => d).sort((a, b) => b - a)
+          running.push(h.index.search('v0', { limit: 1000 }).then((got) => {
+            // Removals after the search started may hide some; additions after it may show more.
+            for (const d of expected) if (h.index.has(d)) assert.ok(got.includes(d), `doc ${d} missing while flushing`)
+          }))
+        }
+      }
+      await Promise.all(running)
+      await h.index.flush()
+      const stats = h.index.stats()
+      assert.ok(stats.chunks <= stats.terms * MAX_CHUNKS)
+      assert.ok(stats.chunks > stats.terms, 'the test should leave terms with several chunks')
+      const check = async (): Promise<void> => {
+        for (const query of ['v0', 'v1', 'v5', 'v11', 'v0 v1', 'v2 v3 v4', 'v1 v11']) {
+          const want = query.split(' ')
+          const expected = [...docs.entries()].filter(([d, w]) => h.index.has(d) && want.every((x) => w.includes(x))).map(([d]) => d).sort((a, b) => b - a)
+          assert.deepEqual(await h.index.search(query, { limit: 1000 }), expected, query)
+          assert.deepEqual(await h.index.search(query, { limit: 7, before: 200 }), expected.filter((d) => d < 200).slice(0, 7), `${query} before 200`)
+        }
+      }
+      await check()
+      await h.reopen()
+      await check()
+      // Every head stays within MAX_CHUNKS: count chunk keys per term name.
+      const perTerm = new Map<string, number>()
+      for await (const key of h.db.keys({ gte: Buffer.from('x'), lt: Buffer.from('y') })) {
+        if (key.length === 21) perTerm.set(key.subarray(1, 17).toString('hex'), (perTerm.get(key.subarray(1, 17).toString('hex')) ?? 0) + 1)
+      }
+      assert.ok(Math.max(...perTerm.values()) <= MAX_CHUNKS)
+      assert.equal([...perTerm.values()].reduce((a, b) => a + b, 0), h.index.stats().chunks)
+    }, { flushEvery: 3 })
+  })
+
+  it('refuses to work once closed, and zeroes its own copy of the keys', async () => {
+    await withIndex(async ({ index }) => {
+      index.add(1, text({ body: 'x' }))
+      await index.close()
+      assert.throws(() => index.has(1), SearchError)
+      assert.throws(() => index.add(2, text({ body: 'y' })), SearchError)
+      await assert.rejects(index.search('x'), SearchError)
+      await assert.rejects(index.flush(), SearchError)
+    })
+  })
+})
+
+/** Every value in the index's keyspace, by key. */
+async function indexEntries (db: Db): Promise<Array<[Buffer, Buffer]>> {
+  const out: Array<[Buffer, Buffer]> = []
+  for (const [lo, hi] of [['X', 'Y'], ['x', 'y']]) {
+    for await (const entry of db.iterator({ gte: Buffer.from(lo!), lt: Buffer.from(hi!) })) out.push(entry)
+  }
+  return out
+}
+
+describe('search index: tampering', () => {
+  const seedDocs = async (index: SearchIndex): Promise<void> => {
+    index.add(1, text({ from: 'mallory@example.org', body: 'tamperword' }))
+    index.add(2, text({ body: 'otherword' }))
+    await index.flush()
+  }
+  const chunkKeys = async (db: Db): Promise<Buffer[]> => (await indexEntries(db)).map(([k]) => k).filter((k) => k.length === 21)
+
+  it('a flipped byte in any chunk makes the search that reads it fail', async () => {
+    await withIndex(async (h) => {
+      await seedDocs(h.index)
+      const keys = await chunkKeys(h.db)
+      assert.ok(keys.length >= 4)
+      for (const key of keys) {
+        const value = (await h.db.get(key))!
+        const flipped = Buffer.from(value)
+        flipped[flipped.length - 20]! ^= 0x01
+        await h.db.put(key, flipped)
+        // Which term this chunk belongs to is unknown to the test: one of the queries reads it.
+        let failed = 0
+        for (const q of ['tamperword', 'otherword', 'mallory', 'example', 'org', 'from:mallory', 'from:example', 'from:org', 'mallory@example.org', 'from:mallory@example.org']) {
+          const r = await h.index.search(q).then(() => 'ok', (err: unknown) => err)
+          if (r !== 'ok') { assert.ok(r instanceof SearchError, String(r)); assert.match(r.message, /Rebuild/); failed++ }
+        }
+        assert.equal(failed, 1, 'exactly the query of that chunk fails')
+        await h.db.put(key, value)
+      }
+      assert.deepEqual(await h.index.search('tamperword'), [1])
+    })
+  })
+
+  it('a chunk moved to another key, a deleted chunk, or a changed head fails, and a flush over it too', async () => {
+    await withIndex(async (h) => {
+      await seedDocs(h.index)
+      const entries = await indexEntries(h.db)
+      const chunks = entries.filter(([k]) => k.length === 21)
+      const [a, b] = [chunks[0]!, chunks[1]!]
+      await h.db.put(b[0], a[1])
+      const results = await Promise.all(['tamperword', 'otherword', 'mallory', 'example', 'org', 'from:mallory', 'from:example', 'from:org', 'mallory@example.org', 'from:mallory@example.org'].map(async (q) => h.index.search(q).then(() => 'ok', (err: unknown) => err)))
+      assert.equal(results.filter((r) => r instanceof SearchError).length, 1)
+      assert.equal(results.filter((r) => r !== 'ok' && !(r instanceof SearchError)).length, 0)
+      await h.db.put(b[0], b[1])
+
+      // Deleted chunk: the head still names it.
+      await h.db.del(a[0])
+      const afterDelete = await Promise.all(['tamperword', 'otherword', 'mallory', 'example', 'org', 'from:mallory', 'from:example', 'from:org', 'mallory@example.org', 'from:mallory@example.org'].map(async (q) => h.index.search(q).then(() => 'ok', (err: unknown) => err)))
+      assert.equal(afterDelete.filter((r) => r instanceof SearchError).length, 1)
+      await h.db.put(a[0], a[1])
+
+      // A head swapped for another term's head.
+      const heads = entries.filter(([k]) => k.length === 17)
+      await h.db.put(heads[0]![0], heads[1]![1])
+      const afterHead = await Promise.all(['tamperword', 'otherword', 'mallory', 'example', 'org', 'from:mallory', 'from:example', 'from:org', 'mallory@example.org', 'from:mallory@example.org'].map(async (q) => h.index.search(q).then(() => 'ok', (err: unknown) => err)))
+      assert.equal(afterHead.filter((r) => r instanceof SearchError).length, 1)
+      // A flush that touches every term reads every head: it fails, and keeps its documents.
+      h.index.add(3, text({ from: 'mallory@example.org', body: 'tamperword otherword' }))
+      await assert.rejects(h.index.flush(), SearchError)
+      assert.equal(h.index.stats().bufferedDocs, 1)
+      assert.equal(h.index.has(3), true)
+      await h.db.put(heads[0]![0], heads[0]![1])
+      await h.index.flush()
+      assert.deepEqual(await h.index.search('tamperword'), [3, 1])
+    })
+  })
+
+  it('a changed or missing state makes open fail', async () => {
+    await withIndex(async (h) => {
+      await seedDocs(h.index)
+      await h.index.close()
+      const stateKey = Buffer.from('Xs')
+      const state = (await h.db.get(stateKey))!
+      const flipped = Buffer.from(state)
+      flipped[5]! ^= 0x80
+      await h.db.put(stateKey, flipped)
+      const reopened = (): SearchIndex => searchIndex({ db: h.db, keys: { term: Buffer.from(h.keys.term), postings: Buffer.from(h.keys.postings) } })
+      await assert.rejects(reopened().open(), (err) => err instanceof SearchError && /state does not authenticate/.test(err.message))
+      // A chunk value put where the state goes.
+      const chunk = (await indexEntries(h.db)).find(([k]) => k.length === 21)!
+      await h.db.put(stateKey, chunk[1])
+      await assert.rejects(reopened().open(), SearchError)
+      await h.db.del(stateKey)
+      await assert.rejects(reopened().open(), (err) => err instanceof SearchError && /no state/.test(err.message))
+      // Wrong keys: nothing opens.
+      await h.db.put(stateKey, state)
+      await assert.rejects(searchIndex({ db: h.db, keys: newKeys() }).open(), SearchError)
+      const good = reopened()
+      await good.open()
+      assert.deepEqual(await good.search('tamperword'), [1])
+      await good.close()
+    })
+  })
+})
+
+describe('search index: nothing in plaintext on disk', () => {
+  it('no word, address or subject appears in any file of the database', async () => {
+    const markers = ['zqxmarkerone', 'vwkmarkertwo', 'plaintextleakcheck', 'bzcorrespondent@leak-domain.example', 'leak-domain', 'Confidential merger plans', 'confidential']
+    await withIndex(async (h) => {
+      // A sanity check that the scan works: a marker put in plaintext by the test is found.
+      await h.db.put(Buffer.from('zz-outside-the-index'), Buffer.from('canarymarker '.repeat(4)))
+      for (let doc = 1; doc <= 300; doc++) {
+        h.index.add(doc, text({
+          from: `Bz Correspondent <bzcorrespondent@leak-domain.example>`,
+          to: `recipient${doc}@leak-domain.example`,
+          subject: 'Confidential merger plans',
+          body: `zqxmarkerone vwkmarkertwo plaintextleakcheck ${'zqxmarkerone '.repeat(doc % 4)} number ${doc}`
+        }))
+        if (doc % 100 === 0) await h.index.flush()
+      }
+      await h.index.close()
+      await h.db.close() // everything in the log and tables, nothing only in memory
+      const bytes: Buffer[] = []
+      for (const file of await readdir(h.dir)) bytes.push(await readFile(join(h.dir, file)))
+      const all = Buffer.concat(bytes)
+      assert.ok(all.includes(Buffer.from('canarymarker')), 'the scan finds a plaintext marker')
+      for (const marker of markers) {
+        for (const form of [marker, marker.toLowerCase(), marker.toUpperCase()]) {
+          assert.equal(all.includes(Buffer.from(form, 'utf8')), false, `found ${form}`)
+          assert.equal(all.includes(Buffer.from(form, 'utf16le')), false, `found ${form} as UTF-16`)
+        }
+      }
+      // Snappy keeps literals of up to 60 bytes contiguous; a shorter prefix of each marker
+      // would show up too if the word were stored in plaintext.
+      for (const marker of ['zqxmarker', 'vwkmarker', 'bzcorresp', 'leakcheck']) assert.equal(all.includes(Buffer.from(marker)), false, `found ${marker}`)
+    })
+  })
+})
