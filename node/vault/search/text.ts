@@ -37,17 +37,25 @@ export async function extractSearchText (raw: Buffer): Promise<SearchText> {
     const text = email.text !== undefined && email.text.trim().length > 0
       ? email.text
       : email.html !== undefined ? htmlToText(email.html) : ''
-    return {
+    const found: SearchText = {
       from: formatAddresses(email.from),
       to: [formatAddresses(email.to), formatAddresses(email.cc), formatAddresses(email.bcc)].filter((s) => s.length > 0).join(', '),
       subject: email.subject ?? '',
       body: text.length > MAX_BODY_CHARS ? text.slice(0, MAX_BODY_CHARS) : text
     }
+    // Text with no header/body structure parses as one long header: nothing found. Its
+    // words are still worth finding.
+    if (found.from.length + found.to.length + found.subject.length + found.body.length > 0) return found
+    return rawAsText(raw)
   } catch {
     // Not a message postal-mime can read: index its bytes as text, headers and all. The
     // caller learns nothing useful from an error here, and search still finds the words.
-    return { from: '', to: '', subject: '', body: raw.subarray(0, MAX_BODY_CHARS).toString('latin1') }
+    return rawAsText(raw)
   }
+}
+
+function rawAsText (raw: Buffer): SearchText {
+  return { from: '', to: '', subject: '', body: raw.subarray(0, MAX_BODY_CHARS).toString('latin1') }
 }
 
 const NAMED_ENTITIES: Record<string, string> = {
