@@ -93,6 +93,7 @@ interface MetaRecord extends StoredMessageMeta {
   objectId: string
 }
 
+const SEARCH_IDLE_FLUSH_MS = 30_000
 const ID_DIGITS = 16
 const ID_PATTERN = /^[0-9]{16}$/
 const KEY_FORMAT = Buffer.from('F')
@@ -130,6 +131,7 @@ export class Vault implements MailStore {
   private readonly throttle = new UnlockThrottle()
   private readonly unlockListeners = new Set<() => void>()
   private indexing: Promise<void> = Promise.resolve()
+  private searchFlushTimer: NodeJS.Timeout | undefined
   /** Ids whose metadata record failed authentication at the last unlock. */
   private readonly damagedRecords = new Set<string>()
 
@@ -260,10 +262,13 @@ export class Vault implements MailStore {
   async lock (): Promise<void> {
     const state = this.unlocked
     if (state === undefined) return
-    await this.indexing.catch(() => {})
-    await state.search.close().catch((err: unknown) => { this.log?.error({ err: (err as Error).message }, 'Saving the search index at lock failed; it is rebuilt at the next unlock.') })
+    // From here on new calls see a locked vault, and queued indexing jobs skip their work.
     this.unlocked = undefined
+    clearTimeout(this.searchFlushTimer)
+    this.searchFlushTimer = undefined
+    await this.indexing.catch(() => {})
     while (this.busy > 0) await new Promise<void>(resolve => this.idleWaiters.push(resolve))
+    await state.search.close().catch((err: unknown) => { this.log?.error({ err: (err as Error).message }, 'Saving the search index at lock failed; what it missed is indexed at the next unlock.') })
     state.keys.wipe()
     state.master.fill(0)
     state.arrivalPrivateKey.fill(0)
@@ -731,6 +736,16 @@ export class Vault implements MailStore {
       if (meta === undefined || u.search.has(Number(id))) return
       const bytes = raw ?? await this.withKeys(async (k) => await this.readObject(k, meta))
       u.search.add(Number(id), await extractSearchText(bytes))
+      // The index flushes itself every searchFlushEvery messages; on a quiet node, a while
+      // after the last one, so a crash costs little re-indexing.
+      if (this.searchFlushTimer === undefined) {
+        this.searchFlushTimer = setTimeout(() => {
+          this.searchFlushTimer = undefined
+          const current = this.unlocked
+          if (current !== undefined) this.indexing = this.indexing.then(async () => { await current.search.flush() }).catch((err: unknown) => { this.log?.error({ err: (err as Error).message }, 'Saving the search index failed; it is retried later.') })
+        }, SEARCH_IDLE_FLUSH_MS)
+        this.searchFlushTimer.unref()
+      }
     }).catch((err: unknown) => {
       this.log?.error({ message: id, err: (err as Error).message }, 'Indexing a message for search failed; it is retried at the next unlock.')
     })

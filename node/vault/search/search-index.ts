@@ -14,11 +14,21 @@
 // crypto.ts `associatedData(kind, key bytes)`: a value moved to another key does not open.
 // Every value is AES-256-GCM sealed (crypto.ts `seal`); plaintexts are varints (postings.ts):
 //
-//   head  = count, then per chunk in the order written: G, docs, first doc, last - first
-//   chunk = the chunk's documents, strictly increasing, as first doc then gaps (>= 1)
-//   state = format (1 byte, = 1), generation, term heads, chunks,
-//           indexed documents (ranges), removed documents (ranges)
+//   head   = chunk count, then per chunk in the order written: G, docs, first doc,
+//            last - first; then inline count, then the inline documents as a doc list
+//   chunk  = the chunk's documents as a doc list
+//   doc list = strictly increasing documents as the first, then the gaps (>= 1)
+//   state  = format (1 byte, = 1), generation, term heads, chunks,
+//            indexed documents (ranges), removed documents (ranges)
 //   ranges = count, then per range: gap from the previous range's end, length
+//
+// A term's documents are its chunks' and its head's inline documents. The newest documents
+// of a term stay inline in its head until they take more than `inlineBytes` (512) encoded;
+// then they become a chunk (see the merge policy). The head has to be read and rewritten at
+// every flush that touches the term anyway (it lists the chunks), so keeping the newest
+// documents in it saves a chunk seal per term per flush (seals, not bytes, are what a flush
+// spends its time on), and a rare word is one record, not two. This deviates from "one new
+// chunk per term touched" on purpose.
 //
 // Consistency: one flush is one LevelDB batch (synced) holding the new chunks, the merged
 // chunks' deletions, the rewritten heads and the new state, so after a crash the state
@@ -26,8 +36,8 @@
 // chunk. Searches read through one LevelDB snapshot, so a flush committing mid-search cannot
 // delete a chunk a head it already read names.
 //
-// Merge policy (per term, at flush): the new documents become one chunk. Before it is
-// written, the term's newest chunks are folded into it while the newest remaining chunk holds
+// Merge policy (per term, at flush, when the inline documents spill into a chunk): before
+// that chunk is written, the term's newest chunks are folded into it while the newest remaining chunk holds
 // fewer than r times the documents of the chunk being built, with r = max(2, (documents of
 // the term / new documents)^(1/(MAX_CHUNKS - 1))); then, if the term would still have more
 // than MAX_CHUNKS (8) chunks, the newest are folded in until it has MAX_CHUNKS. Chunk sizes
@@ -54,6 +64,13 @@ export const SEARCH_FORMAT = 1
 export const DEFAULT_FLUSH_EVERY = 2000
 export const MAX_CHUNKS = 8
 export const DEFAULT_LIMIT = 50
+export const DEFAULT_INLINE_BYTES = 512
+/**
+ * Term names (HMACs) of recently used terms, kept so that a word in every flush is not
+ * hashed again every flush. Bounded; it holds term strings, which are plaintext, in memory
+ * only while the index is open, as the buffer does.
+ */
+const TERM_NAME_CACHE = 65_536
 
 const TERM_NAME_BYTES = 16
 const HEAD_PREFIX = 0x78 // 'x'
@@ -71,6 +88,11 @@ export interface SearchIndexInit {
   keys: SearchKeys
   /** Flush by itself once this many documents are buffered (default 2000). */
   flushEvery?: number
+  /**
+   * A term's newest documents stay inline in its head up to this many encoded bytes
+   * (default 512) before they become a chunk. Tuning; tests set it low to make chunks.
+   */
+  inlineBytes?: number
   logger?: Logger
 }
 
@@ -151,22 +173,33 @@ const chunkKey = (name: Buffer, gen: number): Buffer => {
   return key
 }
 
-function encodeHead (chunks: ChunkInfo[]): Buffer {
-  const w = new VarintWriter(4 + chunks.length * 12)
-  w.write(chunks.length)
-  for (const c of chunks) {
+interface Head {
+  chunks: ChunkInfo[]
+  inline: Uint32Array
+}
+
+function encodeHead (head: Head): Buffer {
+  const w = new VarintWriter(8 + head.chunks.length * 12 + head.inline.length * 2)
+  w.write(head.chunks.length)
+  for (const c of head.chunks) {
     w.write(c.gen)
     w.write(c.count)
     w.write(c.min)
     w.write(c.max - c.min)
   }
+  w.write(head.inline.length)
+  let previous = 0
+  for (const doc of head.inline) {
+    w.write(doc - previous)
+    previous = doc
+  }
   return w.finish()
 }
 
-function decodeHead (bytes: Buffer): ChunkInfo[] {
+function decodeHead (bytes: Buffer): Head {
   const r = new VarintReader(bytes)
   const n = r.read()
-  if (n < 1 || n > MAX_CHUNKS) throw new FormatError(`A term head lists ${n} chunks.`)
+  if (n > MAX_CHUNKS) throw new FormatError(`A term head lists ${n} chunks.`)
   const chunks: ChunkInfo[] = []
   for (let i = 0; i < n; i++) {
     const gen = r.read()
@@ -176,8 +209,11 @@ function decodeHead (bytes: Buffer): ChunkInfo[] {
     if (count < 1 || min < 1 || max > MAX_DOC || gen > 0xffff_ffff || count > max - min + 1) throw new FormatError('A term head describes an impossible chunk.')
     chunks.push({ gen, count, min, max })
   }
-  if (!r.done) throw new FormatError('A term head has trailing bytes.')
-  return chunks
+  const inlineCount = r.read()
+  if (inlineCount > bytes.length) throw new FormatError('A term head claims more inline documents than it has bytes.')
+  const inline = decodeDocList(bytes.subarray(r.offset), inlineCount)
+  if (n === 0 && inlineCount === 0) throw new FormatError('A term head is empty.')
+  return { chunks, inline }
 }
 
 interface State {
@@ -283,6 +319,8 @@ class EncryptedSearchIndex implements SearchIndex {
   private persistedRemovals = 0
   private flushQueue: Promise<void> = Promise.resolve()
   private autoFlushAt: number
+  private readonly inlineBytes: number
+  private termNames = new Map<string, Buffer>()
 
   constructor (init: SearchIndexInit) {
     if (init.keys.term.byteLength !== 32 || init.keys.postings.byteLength !== 32) throw new SearchError('The search keys must be 32 bytes each.')
@@ -291,6 +329,7 @@ class EncryptedSearchIndex implements SearchIndex {
     this.postingsKey = Buffer.from(init.keys.postings)
     this.flushEvery = Math.max(1, Math.floor(init.flushEvery ?? DEFAULT_FLUSH_EVERY))
     this.autoFlushAt = this.flushEvery
+    this.inlineBytes = Math.max(0, Math.floor(init.inlineBytes ?? DEFAULT_INLINE_BYTES))
     this.log = (init.logger ?? silentLogger()).child({ component: 'search' })
   }
 
@@ -406,21 +445,27 @@ class EncryptedSearchIndex implements SearchIndex {
       const sorted = Uint32Array.from(docs).sort()
       let n = 0
       for (const doc of sorted) if (!removed.has(doc)) sorted[n++] = doc
-      entries.push({ name: mac(this.termKey, term), docs: sorted.subarray(0, n) })
+      entries.push({ name: this.termName(term), docs: sorted.subarray(0, n) })
     }
     const heads = entries.length > 0 ? await this.db.getMany(entries.map((e) => headKey(e.name))) : []
 
-    interface Plan { name: Buffer, docs: Uint32Array, existed: boolean, keep: ChunkInfo[], merge: ChunkInfo[], firstRead: number }
+    // Per term: the new inline documents, or a spill into a new chunk (merging older ones).
+    interface Plan { name: Buffer, existed: boolean, chunks: ChunkInfo[], inline: Uint32Array, spill: Uint32Array | undefined, merge: ChunkInfo[], firstRead: number }
     const plans: Plan[] = []
     const reads: Buffer[] = []
     for (let i = 0; i < entries.length; i++) {
       const { name, docs } = entries[i]!
       const sealedHead = heads[i]
-      const chunks = sealedHead === undefined ? [] : this.readHead(name, sealedHead)
-      const from = chunksToMerge(chunks, docs.length)
-      if (docs.length === 0 && from === chunks.length) continue // every new document was removed already
-      const merge = chunks.slice(from)
-      plans.push({ name, docs, existed: sealedHead !== undefined, keep: chunks.slice(0, from), merge, firstRead: reads.length })
+      const head = sealedHead === undefined ? { chunks: [], inline: new Uint32Array(0) } : this.readHead(name, sealedHead)
+      if (docs.length === 0 && head.inline.every((doc) => !removed.has(doc))) continue // every new document was removed already
+      const inline = unionSorted([head.inline, docs]).filter((doc) => !removed.has(doc))
+      if (encodeDocList(inline).length <= this.inlineBytes) {
+        plans.push({ name, existed: sealedHead !== undefined, chunks: head.chunks, inline, spill: undefined, merge: [], firstRead: reads.length })
+        continue
+      }
+      const from = chunksToMerge(head.chunks, inline.length)
+      const merge = head.chunks.slice(from)
+      plans.push({ name, existed: sealedHead !== undefined, chunks: head.chunks.slice(0, from), inline: new Uint32Array(0), spill: inline, merge, firstRead: reads.length })
       for (const c of merge) reads.push(chunkKey(name, c.gen))
     }
     const values = reads.length > 0 ? await this.db.getMany(reads) : []
@@ -429,26 +474,26 @@ class EncryptedSearchIndex implements SearchIndex {
     let terms = state.terms
     let chunkCount = state.chunks
     for (const plan of plans) {
-      const lists = [plan.docs]
-      plan.merge.forEach((c, k) => {
-        const key = reads[plan.firstRead + k]!
-        lists.push(this.readChunk(key, values[plan.firstRead + k], c))
-        ops.push({ type: 'del', key })
-      })
-      const merged = plan.merge.length === 0 ? plan.docs : unionSorted(lists).filter((doc) => !removed.has(doc))
-      const chunks = plan.keep
-      if (merged.length > 0) {
+      const { chunks, inline } = plan
+      if (plan.spill !== undefined) {
+        const lists = [plan.spill]
+        plan.merge.forEach((c, k) => {
+          const key = reads[plan.firstRead + k]!
+          lists.push(this.readChunk(key, values[plan.firstRead + k], c))
+          ops.push({ type: 'del', key })
+        })
+        const merged = plan.merge.length === 0 ? plan.spill : unionSorted(lists).filter((doc) => !removed.has(doc))
         const key = chunkKey(plan.name, generation)
         ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeDocList(merged), associatedData('search postings', key)) })
         chunks.push({ gen: generation, count: merged.length, min: merged[0]!, max: merged[merged.length - 1]! })
+        chunkCount += 1 - plan.merge.length
       }
-      chunkCount += (merged.length > 0 ? 1 : 0) - plan.merge.length
       const key = headKey(plan.name)
-      if (chunks.length === 0) {
+      if (chunks.length === 0 && inline.length === 0) {
         ops.push({ type: 'del', key })
         if (plan.existed) terms--
       } else {
-        ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeHead(chunks), associatedData('search term', key)) })
+        ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeHead({ chunks, inline }), associatedData('search term', key)) })
         if (!plan.existed) terms++
       }
     }
@@ -474,20 +519,21 @@ class EncryptedSearchIndex implements SearchIndex {
     const buffers = this.flushing === undefined ? [this.buffer] : [this.buffer, this.flushing]
     const snapshot = this.db.snapshot()
     try {
-      const names = terms.map((t) => mac(this.termKey, t))
+      const names = terms.map((t) => this.termName(t))
       const heads = await this.db.getMany(names.map(headKey), { snapshot })
-      const perTerm: Array<{ name: Buffer, chunks: ChunkInfo[], buffered: number[], count: number }> = []
+      const perTerm: Array<{ name: Buffer, chunks: ChunkInfo[], inline: Uint32Array, buffered: number[], count: number }> = []
       for (let i = 0; i < terms.length; i++) {
         const sealedHead = heads[i]
-        const chunks = sealedHead === undefined ? [] : this.readHead(names[i]!, sealedHead).filter((c) => c.min < before)
+        const head = sealedHead === undefined ? { chunks: [], inline: new Uint32Array(0) } : this.readHead(names[i]!, sealedHead)
+        const chunks = head.chunks.filter((c) => c.min < before)
         const buffered: number[] = []
         for (const b of buffers) {
           const docs = b.terms.get(terms[i]!)
           if (docs !== undefined) buffered.push(...docs)
         }
-        const count = buffered.length + chunks.reduce((n, c) => n + c.count, 0)
+        const count = buffered.length + head.inline.length + chunks.reduce((n, c) => n + c.count, 0)
         if (count === 0) return [] // AND with an absent term
-        perTerm.push({ name: names[i]!, chunks, buffered, count })
+        perTerm.push({ name: names[i]!, chunks, inline: head.inline, buffered, count })
       }
       perTerm.sort((a, b) => a.count - b.count)
       const keys: Buffer[] = []
@@ -496,6 +542,7 @@ class EncryptedSearchIndex implements SearchIndex {
       let k = 0
       const lists = perTerm.map((t) => {
         const parts = t.chunks.map((c) => { const i = k++; return this.readChunk(keys[i]!, values[i], c) })
+        parts.push(t.inline)
         if (t.buffered.length > 0) parts.push(Uint32Array.from(t.buffered).sort())
         return unionSorted(parts)
       })
@@ -528,9 +575,21 @@ class EncryptedSearchIndex implements SearchIndex {
     } finally {
       this.state = undefined
       this.buffer = new Pending()
+      this.termNames.clear()
       this.termKey.fill(0)
       this.postingsKey.fill(0)
     }
+  }
+
+  /** The term's opaque name, from the cache or computed (first in, first out when full). */
+  private termName (term: string): Buffer {
+    let name = this.termNames.get(term)
+    if (name === undefined) {
+      name = mac(this.termKey, term)
+      if (this.termNames.size >= TERM_NAME_CACHE) this.termNames.delete(this.termNames.keys().next().value!)
+      this.termNames.set(term, name)
+    }
+    return name
   }
 
   private unseal (sealed: Buffer, kind: string, key: Buffer, what: string): Buffer {
@@ -542,7 +601,7 @@ class EncryptedSearchIndex implements SearchIndex {
     }
   }
 
-  private readHead (name: Buffer, sealed: Buffer): ChunkInfo[] {
+  private readHead (name: Buffer, sealed: Buffer): Head {
     const key = headKey(name)
     return decodeHead(this.unseal(sealed, 'search term', key, 'a term head'))
   }
