@@ -250,7 +250,12 @@ export class Vault implements MailStore {
     }
     this.throttle.succeeded()
     if (this.unlocked !== undefined) { master.fill(0); return } // unlocked meanwhile by another call
-    await this.unlockWith(master)
+    try {
+      await this.unlockWith(master)
+    } catch (err) {
+      if ((this.unlocked as Unlocked | undefined)?.master !== master) master.fill(0)
+      throw err
+    }
     this.log?.info({ with: 'passphrase' in secret ? 'passphrase' : 'recovery code' }, 'The vault was unlocked.')
   }
 
@@ -336,6 +341,7 @@ export class Vault implements MailStore {
         await written
       } catch (err) {
         this.forget(u, meta)
+        u.metas.delete(id)
         throw new VaultError('Storing the message failed.', { cause: err })
       } finally {
         this.pending.delete(id)
@@ -685,6 +691,8 @@ export class Vault implements MailStore {
   /** Move mail that arrived while locked into the mailbox (spec/storage.md, "Arrivals"). */
   private async fileArrivals (u: Unlocked): Promise<void> {
     const db = this.db!
+    // Arrivals still being written when the vault unlocked are on disk before the scan.
+    await Promise.allSettled([...this.pending.values()])
     const arrivals = await db.iterator({ gt: Buffer.from('a'), lt: Buffer.from('b') }).all()
     let filed = 0
     for (const [key, oldObjectId] of arrivals) {
