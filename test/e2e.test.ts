@@ -4,6 +4,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
 import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
+import { TEST_PASSPHRASE } from './harness/vault.ts'
 import type { MailStore, StoredMessage } from '../node/store/index.ts'
 
 let network: PrivateTorNetwork
@@ -53,6 +54,21 @@ describe('alice and bob over the private Tor network', { timeout: 600_000 }, () 
     assert.equal(answered.results[0]?.ok, true)
     const [back] = await waitFor('alice to receive the reply', async () => { const m = await findInInbox(alice.node.store, reply); return m.length > 0 && m }, 60_000)
     assert.ok(back!.raw.subarray(back!.raw.length - answered.raw.length).equals(answered.raw))
+  })
+
+  it('bob locks his vault: mail from alice still arrives over Tor, and after unlock bob reads it and finds it by search', async () => {
+    await bob.node.lock()
+    const marker = `locked${Date.now()}`
+    const sent = await alice.submit([bob.identity.address], `While locked ${marker}`, `Sealed on arrival: ${marker}\r\n`)
+    assert.equal(sent.results[0]?.ok, true)
+    await waitFor('alice to see it delivered', () => alice.node.queue.list().length === 0, 60_000)
+    await assert.rejects(bob.node.store.list('Inbox'), /locked/)
+    await bob.node.unlock({ passphrase: TEST_PASSPHRASE })
+    const [received] = await findInInbox(bob.node.store, marker)
+    assert.ok(received !== undefined && received.raw.subarray(received.raw.length - sent.raw.length).equals(sent.raw))
+    await bob.node.vault.searchReady()
+    assert.deepEqual((await bob.node.vault.search(`subject:${marker}`)).map(m => m.id), [received.id])
+    assert.deepEqual((await bob.node.vault.search(`from:${alice.identity.onionKey.address}`)).map(m => m.id).includes(received.id), true)
   })
 
   it('a second message to the same peer reuses the connection', async () => {
