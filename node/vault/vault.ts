@@ -738,6 +738,8 @@ export class Vault implements MailStore {
   /** Index a message in the background, in order; the 250 never waits for this. */
   private indexLater (id: string, raw?: Buffer): void {
     this.indexing = this.indexing.then(async () => {
+      // Let waiting I/O (the next message's 250) go first: indexing is never urgent.
+      await new Promise(resolve => setImmediate(resolve))
       const u = this.unlocked
       if (u === undefined) return // locked meanwhile: the next unlock indexes what is missing
       const meta = u.metas.get(id)
