@@ -47,6 +47,8 @@ function fail (message: string): never {
 }
 
 async function main (): Promise<void> {
+  // Everything the node writes (vault, queue, tor's state) is for its owner alone.
+  process.umask(0o077)
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {

@@ -74,9 +74,22 @@ export async function openArrival (privateKey: Buffer, objectId: Buffer, sealed:
   } catch {
     throw new TamperError('The sealed arrival does not open: it was changed, moved, or sealed to another key.')
   }
-  const headLength = plain.readUInt32BE(0)
+  const headLength = plain.length >= 4 ? plain.readUInt32BE(0) : Infinity
   if (4 + headLength > plain.length) throw new TamperError('The sealed arrival has a malformed envelope.')
-  const envelope = JSON.parse(plain.subarray(4, 4 + headLength).toString('utf8')) as ArrivalEnvelope
+  let envelope: ArrivalEnvelope
+  try {
+    envelope = JSON.parse(plain.subarray(4, 4 + headLength).toString('utf8')) as ArrivalEnvelope
+  } catch {
+    throw new TamperError('The sealed arrival\'s envelope is not JSON.')
+  }
+  // Authenticated, so written by someone holding the public key; still checked before it
+  // becomes a metadata record.
+  const strings = (v: unknown): boolean => Array.isArray(v) && v.every(x => typeof x === 'string')
+  if (typeof envelope !== 'object' || envelope === null || typeof envelope.folder !== 'string' || typeof envelope.from !== 'string' ||
+      !strings(envelope.to) || !strings(envelope.flags) || typeof envelope.receivedAt !== 'number' ||
+      (envelope.messageId !== undefined && typeof envelope.messageId !== 'string')) {
+    throw new TamperError('The sealed arrival\'s envelope lacks required fields.')
+  }
   return { envelope, raw: plain.subarray(4 + headLength) }
 }
 

@@ -26,7 +26,11 @@ export interface Argon2idParams {
   parallelism: number
 }
 
-/** RFC 9106 section 4, second recommended option (64 MiB, 3 passes), with one lane. */
+/**
+ * The memory and passes of RFC 9106 section 4's second recommended option (64 MiB, t=3), with
+ * one lane instead of four: lanes let a defender use more cores for the same cost, they do not
+ * make a guess cheaper; one lane keeps an unlock from taking both cores of a small machine.
+ */
 export const PASSPHRASE_KDF: Argon2idParams = { memoryKiB: 65536, iterations: 3, parallelism: 1 }
 /** The recovery code carries 160 random bits, so a lighter setting is as strong in practice. */
 export const RECOVERY_KDF: Argon2idParams = { memoryKiB: 19456, iterations: 2, parallelism: 1 }
@@ -69,6 +73,7 @@ export function slotAssociatedData (vaultId: Buffer, slot: Pick<KeySlot, 'id' | 
 }
 
 async function slotKey (secret: Buffer, kdf: KeySlot['kdf']): Promise<Buffer> {
+  if (kdf.name !== 'argon2id' || kdf.version !== 19) throw new KeySlotError(`The key slot uses ${String(kdf.name)} version ${String(kdf.version)}; this smtorp knows only argon2id version 19.`)
   return await argon2.hash(secret, {
     type: argon2.argon2id,
     raw: true,

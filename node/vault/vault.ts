@@ -481,7 +481,7 @@ export class Vault implements MailStore {
         report.lost.push({ objectId: objectId.toString('hex'), ...this.messageOf(objectId), reason: `${bad.length} of its ${loc.k + loc.m} shards are damaged (shards ${bad.join(', ')}); at most ${loc.m} can be rebuilt` })
       } else if (bad.length > 0) {
         const repaired = await shards.repair(loc, bad)
-        await this.commit!.write([{ type: 'put', key, value: encodeLocator(repaired) }])
+        await this.writeLocatorIfLive(key, repaired)
         report.repairedShards += bad.length
       }
       options.onProgress?.(report.objects, entries.length)
@@ -565,6 +565,12 @@ export class Vault implements MailStore {
     ])
   }
 
+  /** After a repair: unless the object was deleted (or filed) meanwhile, which must not bring it back. */
+  private async writeLocatorIfLive (key: Buffer, loc: Locator): Promise<void> {
+    if (this.db!.getSync(key) === undefined) return
+    await this.commit!.write([{ type: 'put', key, value: encodeLocator(loc) }])
+  }
+
   private async readObject (u: Unlocked, meta: MetaRecord): Promise<Buffer> {
     const objectId = Buffer.from(meta.objectId, 'hex')
     const key = objectKey(objectId)
@@ -580,7 +586,7 @@ export class Vault implements MailStore {
         // Rebuilt from parity: write the damaged shards again now rather than wait for scrub.
         this.log?.warn({ message: meta.id, shards: got.damaged }, 'Damaged shards were rebuilt on read; rewriting them.')
         const repaired = await this.shards!.repair(loc, got.damaged)
-        await this.commit!.write([{ type: 'put', key, value: encodeLocator(repaired) }])
+        await this.writeLocatorIfLive(key, repaired)
       }
     } catch (err) {
       if (err instanceof ObjectDamagedError) throw new MessageDamagedError(`Message ${meta.id} cannot be read: ${err.message}`, { cause: err })

@@ -88,6 +88,18 @@ export function encodeDocList (docs: ArrayLike<number>): Buffer {
   return w.finish()
 }
 
+/** The length of encodeDocList(docs), without building it. */
+export function docListBytes (docs: ArrayLike<number>): number {
+  let bytes = 0
+  let previous = 0
+  for (let i = 0; i < docs.length; i++) {
+    const gap = docs[i]! - previous
+    previous = docs[i]!
+    bytes += gap < 0x80 ? 1 : gap < 0x4000 ? 2 : gap < 0x20_0000 ? 3 : gap < 0x1000_0000 ? 4 : 5
+  }
+  return bytes
+}
+
 export function decodeDocList (bytes: Uint8Array, expectedCount: number): Uint32Array {
   const out = new Uint32Array(expectedCount)
   let doc = 0

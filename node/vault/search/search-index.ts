@@ -53,11 +53,11 @@
 // What the disk still tells someone without the keys: how many term heads and chunks there
 // are, and from value sizes roughly how many documents each term has (its frequency profile)
 // and which terms were touched by the same flush. Not which words they are.
-import type { ClassicLevel } from 'classic-level'
+import type { ChainedBatch as LevelChainedBatch, ClassicLevel } from 'classic-level'
 import { associatedData, mac, open as openSealed, seal, TamperError } from '../crypto.ts'
 import type { Logger } from '../../log/index.ts'
 import { silentLogger } from '../../log/index.ts'
-import { decodeDocList, DocRanges, encodeDocList, FormatError, MAX_DOC, unionSorted, VarintReader, VarintWriter } from './postings.ts'
+import { decodeDocList, docListBytes, DocRanges, encodeDocList, FormatError, MAX_DOC, unionSorted, VarintReader, VarintWriter } from './postings.ts'
 import { documentTerms, queryTerms, type SearchText } from './terms.ts'
 
 export const SEARCH_FORMAT = 1
@@ -71,6 +71,13 @@ export const DEFAULT_INLINE_BYTES = 512
  * only while the index is open, as the buffer does.
  */
 const TERM_NAME_CACHE = 65_536
+/** Terms whose records a flush builds at a time (see writeFlush). */
+const FLUSH_SLICE = 4096
+/**
+ * Flush by itself once the buffer holds this many postings, whatever flushEvery says: ten
+ * thousand long messages would otherwise hold ~100 MB of buffered postings.
+ */
+const MAX_BUFFERED_POSTINGS = 2_000_000
 
 const TERM_NAME_BYTES = 16
 const HEAD_PREFIX = 0x78 // 'x'
@@ -145,6 +152,8 @@ export class SearchError extends Error {
   override name = 'SearchError'
 }
 
+type ChainedBatch = LevelChainedBatch<ClassicLevel<Buffer, Buffer>, Buffer, Buffer>
+
 interface ChunkInfo {
   gen: number
   count: number
@@ -156,6 +165,7 @@ interface ChunkInfo {
 class Pending {
   readonly terms = new Map<string, number[]>()
   readonly docs = new Set<number>()
+  postings = 0
 }
 
 const headKey = (name: Buffer): Buffer => {
@@ -319,6 +329,7 @@ class EncryptedSearchIndex implements SearchIndex {
   private persistedRemovals = 0
   private flushQueue: Promise<void> = Promise.resolve()
   private autoFlushAt: number
+  private autoFlushPostingsAt = MAX_BUFFERED_POSTINGS
   private readonly inlineBytes: number
   private termNames = new Map<string, Buffer>()
 
@@ -374,16 +385,19 @@ class EncryptedSearchIndex implements SearchIndex {
       return
     }
     if (this.has(doc)) return
-    for (const term of documentTerms(text)) {
+    const terms = documentTerms(text)
+    for (const term of terms) {
       const docs = this.buffer.terms.get(term)
       if (docs === undefined) this.buffer.terms.set(term, [doc])
       else docs.push(doc)
     }
     this.buffer.docs.add(doc)
-    if (this.buffer.docs.size >= this.autoFlushAt) {
-      // A failed flush keeps its documents buffered; retry after another flushEvery adds,
-      // not on every add.
+    this.buffer.postings += terms.size
+    if (this.buffer.docs.size >= this.autoFlushAt || this.buffer.postings >= this.autoFlushPostingsAt) {
+      // A failed flush keeps its documents buffered; retry after as many adds again, not
+      // on every add.
       this.autoFlushAt = this.buffer.docs.size + this.flushEvery
+      this.autoFlushPostingsAt = this.buffer.postings + MAX_BUFFERED_POSTINGS
       this.flush().catch((err: unknown) => {
         this.log.error({ err }, 'The search index could not flush by itself; the documents stay buffered.')
       })
@@ -413,6 +427,7 @@ class EncryptedSearchIndex implements SearchIndex {
     this.buffer = new Pending()
     this.flushing = flushing
     this.autoFlushAt = this.flushEvery
+    this.autoFlushPostingsAt = MAX_BUFFERED_POSTINGS
     const removalsAt = this.removals
     try {
       const next = await this.writeFlush(state, flushing)
@@ -427,6 +442,7 @@ class EncryptedSearchIndex implements SearchIndex {
         else earlier.push(...docs)
       }
       for (const doc of this.buffer.docs) flushing.docs.add(doc)
+      flushing.postings += this.buffer.postings
       this.buffer = flushing
       throw this.asSearchError(err, 'flush')
     } finally {
@@ -434,21 +450,45 @@ class EncryptedSearchIndex implements SearchIndex {
     }
   }
 
-  /** Builds and commits one batch; returns the state it wrote. */
+  /**
+   * Builds and commits one batch; returns the state it wrote. Terms are handled in slices
+   * (read their heads, plan, put the new records into the batch) so the JavaScript heap
+   * holds one slice's records at a time; the chained batch keeps the rest natively. Reading
+   * between awaits is safe: flushes run one at a time, and nothing else writes these keys.
+   */
   private async writeFlush (state: State, pending: Pending): Promise<State> {
     const generation = state.generation + 1
     if (generation > 0xffff_ffff) throw new SearchError('The search index has used all its generations. Rebuild it.')
     // The removals as of now; ones made while this flush runs go in the next state.
     const removed = state.removed.clone()
-    const entries: Array<{ name: Buffer, docs: Uint32Array }> = []
-    for (const [term, docs] of pending.terms) {
-      const sorted = Uint32Array.from(docs).sort()
-      let n = 0
-      for (const doc of sorted) if (!removed.has(doc)) sorted[n++] = doc
-      entries.push({ name: this.termName(term), docs: sorted.subarray(0, n) })
+    const live = removed.rangeCount === 0 ? (docs: Uint32Array) => docs : (docs: Uint32Array) => docs.filter((doc) => !removed.has(doc))
+    const counts = { terms: state.terms, chunks: state.chunks }
+    const batch = this.db.batch()
+    try {
+      const all = [...pending.terms]
+      for (let start = 0; start < all.length; start += FLUSH_SLICE) {
+        const slice = all.slice(start, start + FLUSH_SLICE).map(([term, docs]) => ({ name: this.termName(term), docs: live(Uint32Array.from(docs).sort()) }))
+        await this.flushTerms(slice, generation, live, batch, counts)
+      }
+      const indexed = state.indexed.clone()
+      for (const doc of pending.docs) indexed.add(doc)
+      const next: State = { generation, terms: counts.terms, chunks: counts.chunks, indexed, removed: state.removed }
+      // The live removed set keeps collecting removals; the state on disk gets this copy.
+      batch.put(STATE_KEY, seal(this.postingsKey, encodeState({ ...next, removed }), associatedData('search state', STATE_KEY)))
+      await batch.write({ sync: true })
+      return next
+    } catch (err) {
+      await batch.close() // discards what was queued; a no-op if write already closed it
+      throw err
     }
-    const heads = entries.length > 0 ? await this.db.getMany(entries.map((e) => headKey(e.name))) : []
+  }
 
+  /** Plans and writes the records of some terms into the flush's batch. */
+  private async flushTerms (
+    entries: Array<{ name: Buffer, docs: Uint32Array }>, generation: number, live: (docs: Uint32Array) => Uint32Array,
+    batch: ChainedBatch, counts: { terms: number, chunks: number }
+  ): Promise<void> {
+    const heads = await this.db.getMany(entries.map((e) => headKey(e.name)))
     // Per term: the new inline documents, or a spill into a new chunk (merging older ones).
     interface Plan { name: Buffer, existed: boolean, chunks: ChunkInfo[], inline: Uint32Array, spill: Uint32Array | undefined, merge: ChunkInfo[], firstRead: number }
     const plans: Plan[] = []
@@ -457,9 +497,9 @@ class EncryptedSearchIndex implements SearchIndex {
       const { name, docs } = entries[i]!
       const sealedHead = heads[i]
       const head = sealedHead === undefined ? { chunks: [], inline: new Uint32Array(0) } : this.readHead(name, sealedHead)
-      if (docs.length === 0 && head.inline.every((doc) => !removed.has(doc))) continue // every new document was removed already
-      const inline = unionSorted([head.inline, docs]).filter((doc) => !removed.has(doc))
-      if (encodeDocList(inline).length <= this.inlineBytes) {
+      const inline = live(head.inline.length === 0 ? docs : unionSorted([head.inline, docs]))
+      if (docs.length === 0 && inline.length === head.inline.length) continue // nothing new: every new document was removed already
+      if (docListBytes(inline) <= this.inlineBytes) {
         plans.push({ name, existed: sealedHead !== undefined, chunks: head.chunks, inline, spill: undefined, merge: [], firstRead: reads.length })
         continue
       }
@@ -470,9 +510,6 @@ class EncryptedSearchIndex implements SearchIndex {
     }
     const values = reads.length > 0 ? await this.db.getMany(reads) : []
 
-    const ops: Array<{ type: 'put', key: Buffer, value: Buffer } | { type: 'del', key: Buffer }> = []
-    let terms = state.terms
-    let chunkCount = state.chunks
     for (const plan of plans) {
       const { chunks, inline } = plan
       if (plan.spill !== undefined) {
@@ -480,30 +517,26 @@ class EncryptedSearchIndex implements SearchIndex {
         plan.merge.forEach((c, k) => {
           const key = reads[plan.firstRead + k]!
           lists.push(this.readChunk(key, values[plan.firstRead + k], c))
-          ops.push({ type: 'del', key })
+          batch.del(key)
         })
-        const merged = plan.merge.length === 0 ? plan.spill : unionSorted(lists).filter((doc) => !removed.has(doc))
-        const key = chunkKey(plan.name, generation)
-        ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeDocList(merged), associatedData('search postings', key)) })
-        chunks.push({ gen: generation, count: merged.length, min: merged[0]!, max: merged[merged.length - 1]! })
-        chunkCount += 1 - plan.merge.length
+        const merged = plan.merge.length === 0 ? plan.spill : live(unionSorted(lists))
+        if (merged.length > 0) {
+          const key = chunkKey(plan.name, generation)
+          batch.put(key, seal(this.postingsKey, encodeDocList(merged), associatedData('search postings', key)))
+          chunks.push({ gen: generation, count: merged.length, min: merged[0]!, max: merged[merged.length - 1]! })
+          counts.chunks++
+        }
+        counts.chunks -= plan.merge.length
       }
       const key = headKey(plan.name)
       if (chunks.length === 0 && inline.length === 0) {
-        ops.push({ type: 'del', key })
-        if (plan.existed) terms--
+        batch.del(key)
+        if (plan.existed) counts.terms--
       } else {
-        ops.push({ type: 'put', key, value: seal(this.postingsKey, encodeHead({ chunks, inline }), associatedData('search term', key)) })
-        if (!plan.existed) terms++
+        batch.put(key, seal(this.postingsKey, encodeHead({ chunks, inline }), associatedData('search term', key)))
+        if (!plan.existed) counts.terms++
       }
     }
-    const indexed = state.indexed.clone()
-    for (const doc of pending.docs) indexed.add(doc)
-    const next: State = { generation, terms, chunks: chunkCount, indexed, removed: state.removed }
-    // The live removed set keeps collecting removals; the state on disk gets this copy.
-    ops.push({ type: 'put', key: STATE_KEY, value: seal(this.postingsKey, encodeState({ ...next, removed }), associatedData('search state', STATE_KEY)) })
-    await this.db.batch(ops, { sync: true })
-    return next
   }
 
   async search (query: string, options: SearchOptions = {}): Promise<number[]> {
