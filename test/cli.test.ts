@@ -48,6 +48,9 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     // The recovery code is printed once, in eight groups of four.
     assert.match(made.stdout, /shown this once:\n\n {4}([A-Z2-7]{4}-){7}[A-Z2-7]{4}\n/)
     assert.equal((await stat(join(dir, 'vault', 'key-slots.json'))).mode & 0o777, 0o600)
+    for (const inside of [['shards', 'FORMAT'], ['shards', 'c00'], ['index', 'CURRENT']]) {
+      assert.equal((await stat(join(dir, 'vault', ...inside))).mode & 0o077, 0, `${inside.join('/')} is private`)
+    }
     assert.doesNotMatch(await readFile(join(dir, 'vault', 'key-slots.json'), 'utf8'), new RegExp(TEST_PASSPHRASE))
     const address = /your address: (erin@([a-z2-7]{56})\.onion)/.exec(made.stdout)
     assert.ok(address, made.stdout)
