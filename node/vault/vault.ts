@@ -37,6 +37,7 @@ import { erasureCodec } from './erasure/index.ts'
 import { shardStore, decodeLocator, encodeLocator, ObjectDamagedError, type Locator, type ShardStore } from './shards/index.ts'
 import { extractSearchText, searchIndex, type SearchIndex } from './search/index.ts'
 import { UnlockThrottle } from './unlock-throttle.ts'
+import { MailboxIndex } from './mailbox-index.ts'
 
 export const VAULT_INDEX_FORMAT = 1
 
@@ -108,9 +109,8 @@ interface Unlocked {
   master: Buffer
   keys: VaultKeys
   arrivalPrivateKey: Buffer
-  metas: Map<string, MetaRecord>
-  /** `${folder}\0${messageId}` → ids in that folder with that Message-ID, ascending. */
-  byMessageId: Map<string, string[]>
+  /** Folder and flags of every message, and the duplicate index; the rest stays sealed. */
+  mailbox: MailboxIndex
   search: SearchIndex
 }
 
@@ -277,8 +277,7 @@ export class Vault implements MailStore {
     state.keys.wipe()
     state.master.fill(0)
     state.arrivalPrivateKey.fill(0)
-    state.metas.clear()
-    state.byMessageId.clear()
+    state.mailbox.clear()
     this.log?.info('The vault was locked.')
   }
 
@@ -313,10 +312,10 @@ export class Vault implements MailStore {
     return await this.withKeys(async (u) => {
       const flags = uniqueFlags(message.flags ?? [])
       if (message.messageId !== undefined) {
-        const first = u.byMessageId.get(`${message.folder}\0${message.messageId}`)?.[0]
+        const first = u.mailbox.duplicates(message.folder, message.messageId)[0]
         if (first !== undefined) {
-          await this.pending.get(first)
-          const meta = u.metas.get(first)
+          await this.settled(first)
+          const meta = this.readMeta(u, first)
           if (meta !== undefined) return { meta: publicMeta(meta), duplicate: true }
         }
       }
@@ -333,15 +332,14 @@ export class Vault implements MailStore {
         flags,
         objectId: objectId.toString('hex')
       }
-      this.remember(u, meta)
+      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
       const sealed = seal(u.keys.objectKey(objectId), message.raw, associatedData('message', objectId))
       const written = this.writeMessage(u, meta, objectId, sealed, [])
       this.pending.set(id, written)
       try {
         await written
       } catch (err) {
-        this.forget(u, meta)
-        u.metas.delete(id)
+        u.mailbox.delete(id, meta.messageId)
         throw new VaultError('Storing the message failed.', { cause: err })
       } finally {
         this.pending.delete(id)
@@ -354,8 +352,8 @@ export class Vault implements MailStore {
   async get (id: string): Promise<StoredMessage | undefined> {
     return await this.withKeys(async (u) => {
       if (!ID_PATTERN.test(id)) return undefined
-      await this.pending.get(id)
-      const meta = u.metas.get(id)
+      await this.settled(id)
+      const meta = this.readMeta(u, id)
       if (meta === undefined) return undefined
       const raw = await this.readObject(u, meta)
       return { ...publicMeta(meta), raw }
@@ -367,16 +365,21 @@ export class Vault implements MailStore {
     return await this.withKeys(async (u) => {
       await Promise.allSettled([...this.pending.values()])
       const out: StoredMessageMeta[] = []
-      for (const meta of u.metas.values()) if (meta.folder === folder && !this.pending.has(meta.id)) out.push(publicMeta(meta))
-      return out.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+      for (const id of u.mailbox.ids(folder)) {
+        const meta = this.pending.has(id) ? undefined : this.readMeta(u, id)
+        if (meta !== undefined) out.push(publicMeta(meta))
+      }
+      return out
     })
   }
 
   async setFlags (id: string, flags: string[]): Promise<void> {
     const unique = uniqueFlags(flags)
     await this.withKeys(async (u) => {
-      const meta = await this.mustGetMeta(u, id)
+      await this.settled(id)
+      const meta = this.mustReadMeta(u, id)
       meta.flags = unique
+      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
       await this.writeMeta(u, meta)
     })
   }
@@ -384,20 +387,20 @@ export class Vault implements MailStore {
   async move (id: string, folder: Folder): Promise<void> {
     if (!FOLDERS.includes(folder)) throw new MailStoreError(`Unknown folder ${String(folder)}.`)
     await this.withKeys(async (u) => {
-      const meta = await this.mustGetMeta(u, id)
+      await this.settled(id)
+      const meta = this.mustReadMeta(u, id)
       if (meta.folder === folder) return
-      this.forget(u, meta)
       meta.folder = folder
-      this.remember(u, meta)
+      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
       await this.writeMeta(u, meta)
     })
   }
 
   async remove (id: string): Promise<void> {
     await this.withKeys(async (u) => {
-      const meta = await this.mustGetMeta(u, id)
-      this.forget(u, meta)
-      u.metas.delete(id)
+      await this.settled(id)
+      const meta = this.mustReadMeta(u, id)
+      u.mailbox.delete(id, meta.messageId)
       u.search.remove(Number(id))
       // todo: the shard records stay until segment compaction, which is not written yet
       // (spec/storage.md, "Deleting"); without the locator and the metadata they are unreachable.
@@ -413,7 +416,7 @@ export class Vault implements MailStore {
       const docs = await u.search.search(query, { limit: options.limit ?? 50, ...(options.before !== undefined ? { before: Number(options.before) } : {}) })
       const out: StoredMessageMeta[] = []
       for (const doc of docs) {
-        const meta = u.metas.get(String(doc).padStart(ID_DIGITS, '0'))
+        const meta = this.readMeta(u, String(doc).padStart(ID_DIGITS, '0'))
         if (meta !== undefined) out.push(publicMeta(meta))
       }
       return out
@@ -493,7 +496,7 @@ export class Vault implements MailStore {
   }
 
   stats (): { messages: number | undefined, damagedRecords: string[], shardBytes: number } {
-    return { messages: this.unlocked?.metas.size, damagedRecords: [...this.damagedRecords], shardBytes: this.shards?.stats().bytes ?? 0 }
+    return { messages: this.unlocked?.mailbox.size, damagedRecords: [...this.damagedRecords], shardBytes: this.shards?.stats().bytes ?? 0 }
   }
 
   // --- internals -------------------------------------------------------------------------
@@ -520,28 +523,43 @@ export class Vault implements MailStore {
   }
 
   private messageOf (objectId: Buffer): { messageId?: string } {
+    const u = this.unlocked
+    if (u === undefined) return {}
     const hex = objectId.toString('hex')
-    for (const meta of this.unlocked?.metas.values() ?? []) if (meta.objectId === hex) return { messageId: meta.id }
+    // Only for objects found lost: opening every record once is acceptable then.
+    for (const id of u.mailbox.ids()) {
+      try {
+        if (this.readMeta(u, id)?.objectId === hex) return { messageId: id }
+      } catch {}
+    }
     return {}
   }
 
-  private remember (u: Unlocked, meta: MetaRecord): void {
-    u.metas.set(meta.id, meta)
-    if (meta.messageId === undefined) return
-    const key = `${meta.folder}\0${meta.messageId}`
-    u.byMessageId.set(key, [...(u.byMessageId.get(key) ?? []), meta.id].sort())
+  /**
+   * A message's metadata: opened from its sealed record, with folder and flags from memory
+   * (they are written in call order, so memory is always the latest). Synchronous, so a caller
+   * that changes it and seals it again is never interleaved with another.
+   */
+  private readMeta (u: Unlocked, id: string): MetaRecord | undefined {
+    const folder = ID_PATTERN.test(id) ? u.mailbox.folderOf(id) : undefined
+    if (folder === undefined) return undefined
+    const value = this.db!.getSync(metaKey(id))
+    if (value === undefined) throw new MessageDamagedError(`Message ${id} has no metadata record in the vault index.`)
+    const meta = JSON.parse(this.openRecord(u, value, 'meta', id).toString('utf8')) as MetaRecord
+    meta.folder = folder
+    meta.flags = u.mailbox.flagsOf(id)
+    return meta
   }
 
-  private forget (u: Unlocked, meta: MetaRecord): void {
-    if (meta.messageId === undefined) return
-    const key = `${meta.folder}\0${meta.messageId}`
-    const ids = (u.byMessageId.get(key) ?? []).filter(x => x !== meta.id)
-    if (ids.length === 0) u.byMessageId.delete(key); else u.byMessageId.set(key, ids)
+  /** Wait until an add of `id` still on its way to disk is there (no wait if none is). */
+  private async settled (id: string): Promise<void> {
+    const pending = this.pending.get(id)
+    if (pending !== undefined) await pending.catch(() => {})
   }
 
-  private async mustGetMeta (u: Unlocked, id: string): Promise<MetaRecord> {
-    await this.pending.get(id)
-    const meta = ID_PATTERN.test(id) ? u.metas.get(id) : undefined
+  /** Callers read, change and seal again with no await in between (see readMeta). */
+  private mustReadMeta (u: Unlocked, id: string): MetaRecord {
+    const meta = this.readMeta(u, id)
     if (meta === undefined) throw new MailStoreError(`No message with id ${JSON.stringify(id)}.`)
     return meta
   }
@@ -660,17 +678,17 @@ export class Vault implements MailStore {
       keys.wipe()
       throw new VaultError('The arrival public key does not match the vault\'s private key: the key slots file was altered.')
     }
-    const metas = new Map<string, MetaRecord>()
+    const mailbox = new MailboxIndex()
     this.damagedRecords.clear()
     const u: Unlocked = {
-      master, keys, arrivalPrivateKey, metas, byMessageId: new Map(),
+      master, keys, arrivalPrivateKey, mailbox,
       search: searchIndex({ db, keys: { term: keys.searchTerm, postings: keys.searchPostings }, flushEvery: this.init.searchFlushEvery, ...(this.log !== undefined ? { logger: this.log } : {}) })
     }
     for await (const [key, value] of db.iterator({ gt: Buffer.from('m'), lt: Buffer.from('n') })) {
       const id = key.subarray(1).toString('latin1')
       try {
         const meta = JSON.parse(this.openRecord(u, value, 'meta', id).toString('utf8')) as MetaRecord
-        this.remember(u, meta)
+        mailbox.set(id, meta.folder, meta.flags, meta.messageId)
       } catch (err) {
         // One bad record must not lock the owner out of every other message: it is left on
         // disk untouched, reported, and counted in stats().
@@ -689,7 +707,7 @@ export class Vault implements MailStore {
     this.unlocked = u
     await this.withKeys(async () => { await this.fileArrivals(u) })
     // Index what the index does not have yet (mail stored before a crash, or converted arrivals).
-    const missing = [...metas.keys()].filter(id => !u.search.has(Number(id))).sort()
+    const missing = mailbox.ids().filter(id => !u.search.has(Number(id)))
     for (const id of missing) this.indexLater(id)
     for (const listener of this.unlockListeners) listener()
   }
@@ -717,7 +735,7 @@ export class Vault implements MailStore {
       }
       const folder = FOLDERS.includes(envelope.folder as Folder) ? envelope.folder as Folder : 'Inbox'
       const drop: Array<BatchOp<Buffer>> = [{ type: 'del', key }, { type: 'del', key: objectKey(oldObjectId) }]
-      if (envelope.messageId !== undefined && u.byMessageId.has(`${folder}\0${envelope.messageId}`)) {
+      if (envelope.messageId !== undefined && u.mailbox.duplicates(folder, envelope.messageId).length > 0) {
         await this.commit!.write(drop) // a duplicate of mail already in that folder
         continue
       }
@@ -726,8 +744,18 @@ export class Vault implements MailStore {
         id, folder, ...(envelope.messageId !== undefined ? { messageId: envelope.messageId } : {}),
         from: envelope.from, to: envelope.to, receivedAt: envelope.receivedAt, size: raw.length, flags: envelope.flags, objectId: objectId.toString('hex')
       }
-      this.remember(u, meta)
-      await this.writeMessage(u, meta, objectId, seal(u.keys.objectKey(objectId), raw, associatedData('message', objectId)), drop)
+      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
+      const written = this.writeMessage(u, meta, objectId, seal(u.keys.objectKey(objectId), raw, associatedData('message', objectId)), drop)
+      this.pending.set(id, written)
+      try {
+        await written
+      } catch (err) {
+        u.mailbox.delete(id, meta.messageId)
+        this.log?.error({ arrival: id, err: (err as Error).message }, 'Filing a message that arrived while locked failed; it stays in the arrivals.')
+        continue
+      } finally {
+        this.pending.delete(id)
+      }
       filed++
     }
     if (filed > 0) this.log?.info({ filed }, 'Mail that arrived while the vault was locked was filed.')
@@ -748,9 +776,8 @@ export class Vault implements MailStore {
       await new Promise(resolve => setImmediate(resolve))
       const u = this.unlocked
       if (u === undefined) return // locked meanwhile: the next unlock indexes what is missing
-      const meta = u.metas.get(id)
-      if (meta === undefined || u.search.has(Number(id))) return
-      const bytes = raw ?? await this.withKeys(async (k) => await this.readObject(k, meta))
+      if (!u.mailbox.has(id) || u.search.has(Number(id))) return
+      const bytes = raw ?? await this.withKeys(async (k) => await this.readObject(k, this.readMeta(k, id)!))
       u.search.add(Number(id), await extractSearchText(bytes))
       // The index flushes itself every searchFlushEvery messages; on a quiet node, a while
       // after the last one, so a crash costs little re-indexing.
