@@ -35,7 +35,7 @@ import {
 import { arrivalKeysMatch, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
 import { erasureCodec } from './erasure/index.ts'
 import { shardStore, decodeLocator, encodeLocator, ObjectDamagedError, type Locator, type ShardStore } from './shards/index.ts'
-import { extractSearchText, searchIndex, type SearchIndex } from './search/index.ts'
+import { extractSearchText, searchIndex, DEFAULT_FLUSH_EVERY, type SearchIndex } from './search/index.ts'
 import { UnlockThrottle } from './unlock-throttle.ts'
 import { MailboxIndex } from './mailbox-index.ts'
 
@@ -137,7 +137,7 @@ export class Vault implements MailStore {
 
   constructor (init: VaultInit) {
     this.init = {
-      k: 4, m: 2, segmentBytes: 64 * 1024 * 1024, passphraseKdf: PASSPHRASE_KDF, recoveryKdf: RECOVERY_KDF, searchFlushEvery: 2000,
+      k: 4, m: 2, segmentBytes: 64 * 1024 * 1024, passphraseKdf: PASSPHRASE_KDF, recoveryKdf: RECOVERY_KDF, searchFlushEvery: DEFAULT_FLUSH_EVERY,
       ...init
     }
   }

@@ -4,7 +4,8 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { ClassicLevel } from 'classic-level'
@@ -374,7 +375,7 @@ describe('search index: changes and durability', () => {
         docs.set(doc, words)
         h.index.add(doc, text({ body: words.join(' ') }))
         if (n % 37 === 0) h.index.remove(doc)
-        // Searches racing the automatic flushes must always see every document added so far.
+        // Searches racing the flushes must always see every document added so far.
         if (n % 10 === 0) {
           const expected = [...docs.entries()].filter(([d, w]) => w.includes('v0') && h.index.has(d)).map(([d]) => d).sort((a, b) => b - a)
           running.push(h.index.search('v0', { limit: 1000 }).then((got) => {
@@ -413,10 +414,17 @@ describe('search index: changes and durability', () => {
     }, { flushEvery: 1000, inlineBytes: 8 })
   })
 
-  it('refuses to work once closed, and zeroes its own copy of the keys', async () => {
-    await withIndex(async ({ index }) => {
+  it('refuses to work once closed, and leaves the keys it was given alone', async () => {
+    await withIndex(async ({ index, db, keys }) => {
       index.add(1, text({ body: 'x' }))
       await index.close()
+      // close zeroes the index's own copies of the keys, not the buffers it was given.
+      const given = { term: Buffer.from(keys.term), postings: Buffer.from(keys.postings) }
+      const second = searchIndex({ db, keys: given })
+      await second.open()
+      assert.deepEqual(await second.search('x'), [1])
+      await second.close()
+      assert.deepEqual(given, keys)
       assert.throws(() => index.has(1), SearchError)
       assert.throws(() => index.add(2, text({ body: 'y' })), SearchError)
       await assert.rejects(index.search('x'), SearchError)
@@ -460,11 +468,17 @@ function gate (): { wait: Promise<void>, open: () => void } {
 }
 
 describe('search index: searches racing flushes', () => {
-  it('a search that read a head before a flush merged its chunks away still reads them', async () => {
+  it('a search that read a head before a flush merged its chunks away still reads them', { timeout: 10_000 }, async () => {
     await withIndex(async (h) => {
+      // Holds the next read of chunks: the search's, which comes before the flush's own.
       const chunkRead = gate()
       let holdChunks = false
-      const index = searchIndex({ db: gatedDb(h.db, (keys, snapshotted) => snapshotted && holdChunks && keys[0]!.length === 21 ? chunkRead.wait : undefined), keys: { term: Buffer.from(h.keys.term), postings: Buffer.from(h.keys.postings) }, inlineBytes: 0 })
+      const hold = (keys: Buffer[]): Promise<void> | undefined => {
+        if (!holdChunks || keys[0]!.length !== 21) return undefined
+        holdChunks = false
+        return chunkRead.wait
+      }
+      const index = searchIndex({ db: gatedDb(h.db, hold), keys: { term: Buffer.from(h.keys.term), postings: Buffer.from(h.keys.postings) }, inlineBytes: 0 })
       await index.open()
       index.add(1, text({ body: 'merged' }))
       index.add(2, text({ body: 'merged' }))
@@ -485,7 +499,7 @@ describe('search index: searches racing flushes', () => {
     })
   })
 
-  it('a search during a flush finds the documents that flush is writing', async () => {
+  it('a search during a flush finds the documents that flush is writing', { timeout: 10_000 }, async () => {
     await withIndex(async (h) => {
       const flushRead = gate()
       let holdFlush = false
@@ -506,7 +520,7 @@ describe('search index: searches racing flushes', () => {
     })
   })
 
-  it('a database closed in the middle of a flush keeps the state of the last whole flush', async () => {
+  it('a database closed in the middle of a flush keeps the state of the last whole flush', { timeout: 10_000 }, async () => {
     await withIndex(async (h) => {
       const flushRead = gate()
       let holdFlush = false
@@ -531,6 +545,63 @@ describe('search index: searches racing flushes', () => {
       assert.deepEqual(await index.search('partial'), [])
       await index.close()
     })
+  })
+})
+
+describe('search index after kill -9', () => {
+  it('after the process dies mid-indexing, every document it claims is found, and nothing else', { timeout: 60_000 }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtorp-search-kill-'))
+    const keys = newKeys()
+    // The child indexes documents with automatic flushes (flushEvery 150) until it is killed,
+    // printing the highest document of every flush that completed.
+    const child = `
+      import { ClassicLevel } from ${JSON.stringify(import.meta.resolve('classic-level'))}
+      import { searchIndex } from ${JSON.stringify(new URL('./index.ts', import.meta.url).href)}
+      const db = new ClassicLevel(${JSON.stringify(join(dir, 'db'))}, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+      await db.open()
+      const index = searchIndex({ db, keys: { term: Buffer.from('${keys.term.toString('hex')}', 'hex'), postings: Buffer.from('${keys.postings.toString('hex')}', 'hex') }, flushEvery: 150, inlineBytes: 16 })
+      await index.open()
+      for (let doc = 1; doc <= 100000; doc++) {
+        index.add(doc, { from: '', to: '', subject: 'kill', body: 'common u' + doc + ' m' + (doc % 7) })
+        if (doc % 150 === 0) { await index.flush(); process.stdout.write('flushed ' + doc + '\\n') }
+        if (doc % 10 === 0) await new Promise((resolve) => setImmediate(resolve))
+      }
+    `
+    await writeFile(join(dir, 'child.mts'), child)
+    try {
+      const proc = spawn(process.execPath, ['--import', 'tsx', join(dir, 'child.mts')], { stdio: ['ignore', 'pipe', 'inherit'] })
+      let flushedUpTo = 0
+      await new Promise<void>((resolve, reject) => {
+        proc.once('exit', () => { reject(new Error(`the child exited before it was killed, having flushed up to ${flushedUpTo}`)) })
+        proc.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+          for (const m of chunk.matchAll(/flushed (\d+)/g)) flushedUpTo = Number(m[1])
+          // Kill it somewhere in the fourth flush or the adds before it.
+          if (flushedUpTo >= 450) setTimeout(() => { proc.kill('SIGKILL'); resolve() }, 3)
+        })
+      })
+      await new Promise((resolve) => { if (proc.exitCode !== null || proc.signalCode !== null) resolve(undefined); else proc.once('exit', resolve) })
+
+      const db = openDb(join(dir, 'db'))
+      await db.open()
+      const index = searchIndex({ db, keys })
+      await index.open()
+      try {
+        const claimed: number[] = []
+        for (let doc = 1; doc <= flushedUpTo + 2000; doc++) if (index.has(doc)) claimed.push(doc)
+        assert.ok(claimed.length >= flushedUpTo, `claims ${claimed.length}, flushed ${flushedUpTo}`)
+        assert.deepEqual(claimed, Array.from({ length: claimed.length }, (_, i) => i + 1))
+        const all = await index.search('common', { limit: 100_000 })
+        assert.deepEqual(all, [...claimed].reverse())
+        for (const doc of [1, claimed.length, Math.ceil(claimed.length / 2)]) assert.deepEqual(await index.search(`u${doc}`), [doc])
+        assert.deepEqual(await index.search(`u${claimed.length + 1}`), [])
+        assert.deepEqual(await index.search('m3 kill', { limit: 100_000 }), claimed.filter((d) => d % 7 === 3).reverse())
+      } finally {
+        await index.close()
+        await db.close()
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 

@@ -37,18 +37,19 @@
 // delete a chunk a head it already read names.
 //
 // Merge policy (per term, at flush, when the inline documents spill into a chunk): before
-// that chunk is written, the term's newest chunks are folded into it while the newest remaining chunk holds
-// fewer than r times the documents of the chunk being built, with r = max(2, (documents of
-// the term / new documents)^(1/(MAX_CHUNKS - 1))); then, if the term would still have more
-// than MAX_CHUNKS (8) chunks, the newest are folded in until it has MAX_CHUNKS. Chunk sizes
-// so grow geometrically from newest to oldest, the ratio widening just enough for the
-// term's whole history to fit in 8 chunks: a search reads at most 8 chunks per term, and
-// each posting is rewritten about log_r(flushes) times (simulated: 9 times over 5,000
-// flushes, 17 over 100,000; terms.test.ts checks it). The simpler "merge all chunks into one
-// when there are more than 8" would rewrite the whole list of a common word every 8
-// flushes, quadratic in the mailbox when the vault flushes after each message; "fold the
-// newest until there are 8" is as bad once a term is full (2,000 rewrites per posting over
-// 5,000 flushes). Merging drops removed documents from the chunks it rewrites.
+// that chunk is written, the term's newest chunks are folded into it while the newest
+// remaining chunk holds fewer than r times the documents of the chunk being built, with
+// r = max(2, (documents of the term / new documents)^(1/(MAX_CHUNKS - 1))); then, if the
+// term would still have more than MAX_CHUNKS (8) chunks, the newest are folded in until it
+// has MAX_CHUNKS. Chunk sizes so grow geometrically from newest to oldest, the ratio
+// widening just enough for the term's whole history to fit in 8 chunks: a search reads at
+// most 8 chunks per term, and each posting is rewritten about log_r(flushes) times
+// (simulated: 9 times over 5,000 flushes, 17 over 100,000; terms.test.ts checks it). The
+// simpler "merge all chunks into one when there are more than 8" would rewrite the whole
+// list of a common word every 8 flushes, quadratic in the mailbox when the vault flushes
+// after each message; "fold the newest until there are 8" is as bad once a term is full
+// (2,000 rewrites per posting over 5,000 flushes). Merging drops removed documents from the
+// chunks it rewrites.
 //
 // What the disk still tells someone without the keys: how many term heads and chunks there
 // are, and from value sizes roughly how many documents each term has (its frequency profile)
@@ -61,7 +62,14 @@ import { decodeDocList, docListBytes, DocRanges, encodeDocList, FormatError, MAX
 import { documentTerms, queryTerms, type SearchText } from './terms.ts'
 
 export const SEARCH_FORMAT = 1
-export const DEFAULT_FLUSH_EVERY = 2000
+/**
+ * A flush costs about the same for every distinct term it touches (read, open, seal and
+ * write the term's head), and 2,000 messages already touch ~40,000 terms: building 20,000
+ * messages in bench/search.ts cost ~1.4 ms of indexing per message flushing every 2,000,
+ * ~0.55 ms every 10,000. 10,000 buffered messages hold ~15 MB of postings, and
+ * MAX_BUFFERED_POSTINGS caps long ones. (The vault passes its own `searchFlushEvery`.)
+ */
+export const DEFAULT_FLUSH_EVERY = 10_000
 export const MAX_CHUNKS = 8
 export const DEFAULT_LIMIT = 50
 export const DEFAULT_INLINE_BYTES = 512
@@ -71,8 +79,11 @@ export const DEFAULT_INLINE_BYTES = 512
  * only while the index is open, as the buffer does.
  */
 const TERM_NAME_CACHE = 65_536
-/** Terms whose records a flush builds at a time (see writeFlush). */
-const FLUSH_SLICE = 4096
+/**
+ * Terms whose records a flush builds at a time (see writeFlush): each slice is ~60 ms of
+ * synchronous work at most, then the flush awaits LevelDB and other work gets a turn.
+ */
+const FLUSH_SLICE = 1024
 /**
  * Flush by itself once the buffer holds this many postings, whatever flushEvery says: ten
  * thousand long messages would otherwise hold ~100 MB of buffered postings.
@@ -93,7 +104,7 @@ export interface SearchIndexInit {
   /** The vault's database, open, with `keyEncoding: 'buffer', valueEncoding: 'buffer'`. */
   db: ClassicLevel<Buffer, Buffer>
   keys: SearchKeys
-  /** Flush by itself once this many documents are buffered (default 2000). */
+  /** Flush by itself once this many documents are buffered (default 10,000). */
   flushEvery?: number
   /**
    * A term's newest documents stay inline in its head up to this many encoded bytes
@@ -439,7 +450,7 @@ class EncryptedSearchIndex implements SearchIndex {
       for (const [term, docs] of this.buffer.terms) {
         const earlier = flushing.terms.get(term)
         if (earlier === undefined) flushing.terms.set(term, docs)
-        else earlier.push(...docs)
+        else for (const doc of docs) earlier.push(doc)
       }
       for (const doc of this.buffer.docs) flushing.docs.add(doc)
       flushing.postings += this.buffer.postings
@@ -562,7 +573,7 @@ class EncryptedSearchIndex implements SearchIndex {
         const buffered: number[] = []
         for (const b of buffers) {
           const docs = b.terms.get(terms[i]!)
-          if (docs !== undefined) buffered.push(...docs)
+          if (docs !== undefined) for (const doc of docs) buffered.push(doc)
         }
         const count = buffered.length + head.inline.length + chunks.reduce((n, c) => n + c.count, 0)
         if (count === 0) return [] // AND with an absent term

@@ -4,6 +4,7 @@
 // Attachments are ignored. Nothing here throws on a broken message: the raw bytes, read as
 // latin1, are the fallback.
 import PostalMime, { type Address } from 'postal-mime'
+import type { Logger } from '../../log/index.ts'
 import type { SearchText } from './terms.ts'
 
 /** At most this much body text is indexed per message (UTF-16 code units). */
@@ -31,7 +32,9 @@ function formatAddresses (list: Address[] | Address | undefined): string {
   return out.join(', ')
 }
 
-export async function extractSearchText (raw: Buffer): Promise<SearchText> {
+export async function extractSearchText (raw: Buffer, options: { logger?: Logger } = {}): Promise<SearchText> {
+  const simple = plainTextMessage(raw)
+  if (simple !== undefined) return simple
   try {
     const email = await PostalMime.parse(raw.byteLength > MAX_PARSE_BYTES ? raw.subarray(0, MAX_PARSE_BYTES) : raw)
     const text = email.text !== undefined && email.text.trim().length > 0
@@ -47,9 +50,10 @@ export async function extractSearchText (raw: Buffer): Promise<SearchText> {
     // words are still worth finding.
     if (found.from.length + found.to.length + found.subject.length + found.body.length > 0) return found
     return rawAsText(raw)
-  } catch {
+  } catch (err) {
     // Not a message postal-mime can read: index its bytes as text, headers and all. The
     // caller learns nothing useful from an error here, and search still finds the words.
+    options.logger?.debug({ err: err instanceof Error ? err.name : 'unknown', bytes: raw.byteLength }, 'A message did not parse as MIME; indexing its raw bytes as text.')
     return rawAsText(raw)
   }
 }
@@ -85,4 +89,39 @@ export function htmlToText (html: string): string {
   s = s.replace(/<(script|style|head|template)\b[\s\S]*?(?:<\/\1\s*>|$)/giu, ' ')
   s = s.replace(/<\/?[a-z!?][^>]*(?:>|$)/giu, ' ')
   return decodeEntities(s).replace(/[ \t\r\f\v]+/gu, ' ')
+}
+
+/**
+ * The common case without postal-mime: one text/plain part in UTF-8 or ASCII, no transfer
+ * encoding, ASCII headers without encoded words. postal-mime reads a body line by line into
+ * Blobs, about 0.9 ms for a 3.5 KiB message on Node 24; this takes a few microseconds, and
+ * gives the same fields (text.test.ts compares the two). Anything else: undefined.
+ */
+export function plainTextMessage (raw: Buffer): SearchText | undefined {
+  let end = raw.indexOf('\r\n\r\n')
+  let bodyStart = end + 4
+  if (end < 0) { end = raw.indexOf('\n\n'); bodyStart = end + 2 }
+  if (end < 0 || end > 64 * 1024) return undefined
+  const head = raw.subarray(0, end)
+  for (const byte of head) if (byte >= 0x80) return undefined
+  const fields = new Map<string, string[]>()
+  for (const line of head.toString('latin1').replace(/\r?\n[ \t]+/g, ' ').split(/\r?\n/)) {
+    const colon = line.indexOf(':')
+    if (colon <= 0) return undefined
+    const name = line.slice(0, colon).trim().toLowerCase()
+    fields.set(name, [...(fields.get(name) ?? []), line.slice(colon + 1).trim()])
+  }
+  const one = (name: string): string => (fields.get(name) ?? []).join(', ')
+  const from = one('from')
+  const to = ['to', 'cc', 'bcc'].map(one).filter(v => v.length > 0).join(', ')
+  const subject = one('subject')
+  if ([from, to, subject].some(v => v.includes('=?'))) return undefined
+  const type = one('content-type').toLowerCase()
+  if (type !== '' && !/^text\/plain\s*(;|$)/.test(type)) return undefined
+  const charset = /charset\s*=\s*"?([^";\s]+)/.exec(type)?.[1]
+  if (charset !== undefined && !['utf-8', 'utf8', 'us-ascii', 'ascii'].includes(charset)) return undefined
+  const encoding = one('content-transfer-encoding').toLowerCase()
+  if (!['', '7bit', '8bit', 'binary'].includes(encoding)) return undefined
+  const body = raw.subarray(bodyStart, bodyStart + MAX_BODY_CHARS * 4).toString('utf8')
+  return { from, to, subject, body: body.length > MAX_BODY_CHARS ? body.slice(0, MAX_BODY_CHARS) : body }
 }
