@@ -719,7 +719,23 @@ export class Vault implements MailStore {
     await Promise.allSettled([...this.pending.values()])
     const arrivals = await db.iterator({ gt: Buffer.from('a'), lt: Buffer.from('b') }).all()
     let filed = 0
-    for (const [key, oldObjectId] of arrivals) {
+    // 32 at a time, so their shard and index writes share group commits. The duplicate checks
+    // still happen in arrival order (each waits for the one before), so of two copies of a
+    // message the older is kept, as when they are filed one by one.
+    const decided: Array<Promise<void>> = []
+    const decide: Array<() => void> = []
+    for (let i = 0; i < arrivals.length; i++) decided.push(new Promise<void>(resolve => { decide.push(resolve) }))
+    const fileOne = async (index: number): Promise<void> => {
+      try {
+        await fileArrival(index)
+      } finally {
+        // An arrival that could not be opened decides nothing, but only after its predecessor.
+        if (index > 0) await decided[index - 1]
+        decide[index]!()
+      }
+    }
+    const fileArrival = async (index: number): Promise<void> => {
+      const [key, oldObjectId] = arrivals[index]!
       const id = key.subarray(1).toString('latin1')
       const locValue = await db.get(objectKey(oldObjectId))
       let envelope: ArrivalEnvelope
@@ -731,13 +747,15 @@ export class Vault implements MailStore {
       } catch (err) {
         // Kept where it is, so a later repair (or a better smtorp) can still file it.
         this.log?.error({ arrival: id, err: (err as Error).message }, 'A message that arrived while locked cannot be opened; it stays in the arrivals.')
-        continue
+        return
       }
       const folder = FOLDERS.includes(envelope.folder as Folder) ? envelope.folder as Folder : 'Inbox'
       const drop: Array<BatchOp<Buffer>> = [{ type: 'del', key }, { type: 'del', key: objectKey(oldObjectId) }]
+      if (index > 0) await decided[index - 1]
       if (envelope.messageId !== undefined && u.mailbox.duplicates(folder, envelope.messageId).length > 0) {
+        decide[index]!()
         await this.commit!.write(drop) // a duplicate of mail already in that folder
-        continue
+        return
       }
       const objectId = randomBytes(16)
       const meta: MetaRecord = {
@@ -745,19 +763,23 @@ export class Vault implements MailStore {
         from: envelope.from, to: envelope.to, receivedAt: envelope.receivedAt, size: raw.length, flags: envelope.flags, objectId: objectId.toString('hex')
       }
       u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
+      decide[index]!()
       const written = this.writeMessage(u, meta, objectId, seal(u.keys.objectKey(objectId), raw, associatedData('message', objectId)), drop)
       this.pending.set(id, written)
       try {
         await written
+        filed++
       } catch (err) {
         u.mailbox.delete(id, meta.messageId)
         this.log?.error({ arrival: id, err: (err as Error).message }, 'Filing a message that arrived while locked failed; it stays in the arrivals.')
-        continue
       } finally {
         this.pending.delete(id)
       }
-      filed++
     }
+    let next = 0
+    await Promise.all(Array.from({ length: Math.min(32, arrivals.length) }, async () => {
+      while (next < arrivals.length) await fileOne(next++)
+    }))
     if (filed > 0) this.log?.info({ filed }, 'Mail that arrived while the vault was locked was filed.')
   }
 
