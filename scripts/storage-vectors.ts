@@ -18,6 +18,7 @@ import { erasureCodec, shardSize } from '../node/vault/erasure/index.ts'
 import { encodeLocator } from '../node/vault/shards/index.ts'
 import { recordHeader } from '../node/vault/shards/record.ts'
 import { documentTerms, searchIndex, type SearchText } from '../node/vault/search/index.ts'
+import { backblazeParityRows } from '../test/harness/reed-solomon-reference.ts'
 
 export const countingBytes = (first: number, count: number): Buffer => Buffer.from(Array.from({ length: count }, (_, i) => (first + i) & 0xff))
 const repeated = (byte: number, count: number): Buffer => Buffer.alloc(count, byte)
@@ -65,34 +66,6 @@ function toArrayBuffer (bytes: Uint8Array): ArrayBuffer {
   return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer
 }
 
-/** The Backblaze parity rows for k + m (copied from erasure.test.ts's reference). */
-function backblazeParityRows (k: number, m: number): number[][] {
-  const exp: number[] = []
-  const log: number[] = new Array(256).fill(0)
-  for (let i = 0, x = 1; i < 255; i++) {
-    exp[i] = x
-    log[x] = i
-    x <<= 1
-    if (x & 0x100) x ^= 0x11d
-  }
-  const mul = (a: number, b: number): number => a === 0 || b === 0 ? 0 : exp[(log[a]! + log[b]!) % 255]!
-  const inv = (a: number): number => exp[(255 - log[a]!) % 255]!
-  const pow = (a: number, n: number): number => n === 0 ? 1 : a === 0 ? 0 : exp[(log[a]! * n) % 255]!
-  const vandermonde = Array.from({ length: k + m }, (_, r) => Array.from({ length: k }, (_, c) => pow(r, c)))
-  const work = vandermonde.slice(0, k).map((row, r) => [...row, ...Array.from({ length: k }, (_, c) => r === c ? 1 : 0)])
-  for (let c = 0; c < k; c++) {
-    const pivot = work.findIndex((row, r) => r >= c && row[c] !== 0)
-    ;[work[c], work[pivot]] = [work[pivot]!, work[c]!]
-    const scale = inv(work[c]![c]!)
-    work[c] = work[c]!.map((v) => mul(v, scale))
-    for (let r = 0; r < k; r++) {
-      const factor = work[r]![c]!
-      if (r !== c && factor !== 0) work[r] = work[r]!.map((v, j) => v ^ mul(factor, work[c]![j]!))
-    }
-  }
-  const topInverse = work.map((row) => row.slice(k))
-  return vandermonde.slice(k).map((row) => Array.from({ length: k }, (_, c) => row.reduce((sum, v, j) => sum ^ mul(v, topInverse[j]![c]!), 0)))
-}
 
 export const SEARCH_DOCS: Array<[number, SearchText]> = [
   [1, { from: 'Alice <alice@example.org>', to: 'bob@example.net', subject: 'Lunch on Friday', body: 'Hello Bob, lunch at noon?' }],

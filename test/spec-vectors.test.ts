@@ -7,36 +7,11 @@ import { expandedSecretKey, onionKeyFromSeed, publicKeyFromOnionAddress, signWit
 import { onionAuthResponse, onionAuthSignedBytes, verifyOnionAuthResponse } from '../protocol/smtorp-auth.ts'
 import { specVectors } from '../scripts/spec-vectors.ts'
 
+import { readSpecVectors } from './harness/spec-vectors.ts'
+
 const SPEC = new URL('../spec/smtorp.md', import.meta.url)
 
-/** The ```vectors block: "[section]" lines, each followed by "name: value" lines. */
-function specSections (): Map<string, Map<string, string>> {
-  const text = readFileSync(SPEC, 'utf8')
-  const block = /^```vectors\n([\s\S]*?)^```$/m.exec(text)
-  assert.ok(block !== null, 'spec/smtorp.md has a ```vectors block')
-  const sections = new Map<string, Map<string, string>>()
-  let current: Map<string, string> | undefined
-  for (const line of block[1]!.split('\n')) {
-    if (line.trim() === '') continue
-    const header = /^\[(.+)\]$/.exec(line)
-    if (header !== null) {
-      current = new Map()
-      sections.set(header[1]!, current)
-      continue
-    }
-    const field = /^([a-z0-9-]+): (\S+)$/.exec(line)
-    assert.ok(field !== null && current !== undefined, `a vector line: ${JSON.stringify(line)}`)
-    current.set(field[1]!, field[2]!)
-  }
-  return sections
-}
-
-const sections = specSections()
-const get = (section: string, name: string): string => {
-  const value = sections.get(section)?.get(name)
-  assert.ok(value !== undefined, `[${section}] ${name} is in the spec`)
-  return value
-}
+const { sections, get } = readSpecVectors(SPEC)
 
 describe('spec/smtorp.md test vectors', () => {
   it('the block is exactly what scripts/spec-vectors.ts prints now', () => {

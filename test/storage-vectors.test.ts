@@ -26,42 +26,12 @@ import { recordHeader, recordProblem } from '../node/vault/shards/record.ts'
 import { vault as makeVault, VaultError } from '../node/vault/index.ts'
 import { documentTerms, searchIndex, type SearchText } from '../node/vault/search/index.ts'
 
+import { readSpecVectors } from './harness/spec-vectors.ts'
+
 const SPEC = new URL('../spec/storage.md', import.meta.url)
 const TEXT = readFileSync(SPEC, 'utf8')
 
-/** The ```vectors block: "[section]" lines, each followed by "name: value" lines. */
-function specSections (): Map<string, Map<string, string>> {
-  const block = /^```vectors\n([\s\S]*?)^```$/m.exec(TEXT)
-  assert.ok(block !== null, 'spec/storage.md has a ```vectors block')
-  const sections = new Map<string, Map<string, string>>()
-  let current: Map<string, string> | undefined
-  for (const line of block[1]!.split('\n')) {
-    if (line.trim() === '') continue
-    const header = /^\[(.+)\]$/.exec(line)
-    if (header !== null) {
-      current = new Map()
-      sections.set(header[1]!, current)
-      continue
-    }
-    // The name ends at the first ": " (names like "term-name *:hello" hold a colon, not ": ").
-    const field = /^(.+?): (.+)$/.exec(line)
-    assert.ok(field !== null && current !== undefined, `a vector line: ${JSON.stringify(line)}`)
-    current.set(field[1]!, field[2]!)
-  }
-  return sections
-}
-
-const sections = specSections()
-const get = (section: string, name: string): string => {
-  const value = sections.get(section)?.get(name)
-  assert.ok(value !== undefined, `[${section}] ${name} is in the spec`)
-  return value
-}
-const bytes = (section: string, name: string): Buffer => {
-  const value = get(section, name)
-  assert.match(value, /^([0-9a-f]{2})+$/, `[${section}] ${name} is lowercase hex`)
-  return Buffer.from(value, 'hex')
-}
+const { sections, get, bytes } = readSpecVectors(SPEC)
 const num = (section: string, name: string): number => Number(get(section, name))
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
