@@ -3,6 +3,7 @@
 // duplicates). Everything else about a message stays sealed on disk and is opened when asked
 // for. One number per message: with 100,000 messages this is a few MiB, not the ~70 MiB of
 // keeping whole metadata records (bench/RESULTS.md, "Vault with 100,000 messages").
+import { createHash } from 'node:crypto'
 import { FOLDERS, type Folder } from '../store/mail-store.ts'
 
 const FOLDER_BITS = 3
@@ -13,8 +14,12 @@ export class MailboxIndex {
   /** Distinct flag sets, shared by every message that has the same one. */
   private readonly flagSets: Array<readonly string[]> = [[]]
   private readonly flagSetIds = new Map<string, number>([['', 0]])
-  /** `${folder}\0${messageId}` → ids, ascending. */
-  private readonly byMessageId = new Map<string, string[]>()
+  /**
+   * duplicateKey(folder, messageId) → the id, or the ids (ascending) when there are several.
+   * The key is a digest, not the Message-ID: a string cut from the record's JSON would keep the
+   * whole JSON text alive, and most messages have exactly one id here.
+   */
+  private readonly byMessageId = new Map<string, string | string[]>()
 
   get size (): number { return this.entries.size }
 
@@ -35,8 +40,9 @@ export class MailboxIndex {
     const before = this.folderOf(id)
     if (before !== undefined && before !== folder && messageId !== undefined) this.unlink(before, messageId, id)
     if (messageId !== undefined && before !== folder) {
-      const key = `${folder}\0${messageId}`
-      this.byMessageId.set(key, [...(this.byMessageId.get(key) ?? []), id].sort())
+      const key = duplicateKey(folder, messageId)
+      const ids = this.byMessageId.get(key)
+      this.byMessageId.set(key, ids === undefined ? id : [...(typeof ids === 'string' ? [ids] : ids), id].sort())
     }
     this.entries.set(id, FOLDERS.indexOf(folder) | (this.flagSetId(flags) << FOLDER_BITS))
   }
@@ -50,7 +56,8 @@ export class MailboxIndex {
 
   /** Ids in `folder` whose Message-ID is `messageId`, oldest first. */
   duplicates (folder: Folder, messageId: string): readonly string[] {
-    return this.byMessageId.get(`${folder}\0${messageId}`) ?? []
+    const ids = this.byMessageId.get(duplicateKey(folder, messageId))
+    return ids === undefined ? [] : typeof ids === 'string' ? [ids] : ids
   }
 
   /** Ids, in arrival order; of one folder if given. */
@@ -67,9 +74,9 @@ export class MailboxIndex {
   }
 
   private unlink (folder: Folder, messageId: string, id: string): void {
-    const key = `${folder}\0${messageId}`
-    const ids = (this.byMessageId.get(key) ?? []).filter(x => x !== id)
-    if (ids.length === 0) this.byMessageId.delete(key); else this.byMessageId.set(key, ids)
+    const key = duplicateKey(folder, messageId)
+    const ids = this.duplicates(folder, messageId).filter(x => x !== id)
+    if (ids.length === 0) this.byMessageId.delete(key); else this.byMessageId.set(key, ids.length === 1 ? ids[0]! : ids)
   }
 
   private flagSetId (flags: readonly string[]): number {
@@ -81,4 +88,9 @@ export class MailboxIndex {
     }
     return index
   }
+}
+
+/** 132 bits of SHA-256 over folder and Message-ID: in memory only, never stored. */
+function duplicateKey (folder: Folder, messageId: string): string {
+  return createHash('sha256').update(folder).update('\0').update(messageId).digest().toString('base64url', 0, 16)
 }
