@@ -6,7 +6,8 @@
 //          └─ control socket (status, queue, unlock, lock, scrub)
 //
 // The node starts with the vault locked: mail keeps arriving (sealed to the arrival key), and
-// the outbound queue and submission wait for the first unlock.
+// the outbound queue and submission wait for the first unlock. After that, locking stops
+// reading mail, not sending it.
 import { join } from 'node:path'
 import type { Logger } from './log/index.ts'
 import type { NodeConfig } from './config/index.ts'
@@ -133,7 +134,9 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     logger,
     store,
     queue,
-    refuseBecause: () => vault.state() === 'unlocked' && queueStarted ? undefined : 'The node is locked: unlock it ("smtorp unlock"), then send again'
+    // Once the queue runs (from the first unlock), mail is taken even while locked: the vault
+    // seals it to the arrival key, and the queue its own copy under the queue key.
+    refuseBecause: () => queueStarted ? undefined : 'The node is locked: unlock it ("smtorp unlock"), then send again'
   })
 
   // The queue reads its entries with the vault's queue key, so it starts at the first unlock;
@@ -141,7 +144,11 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   let queueStarted = false
   let queueStarting: Promise<void> | undefined
   async function afterUnlock (): Promise<void> {
-    if (queueStarted) { queue.retryNow(); return }
+    if (queueStarted) {
+      await queue.fileFinished()
+      queue.retryNow()
+      return
+    }
     queueStarting ??= queue.start().then(() => { queueStarted = true }, (err: unknown) => {
       queueStarting = undefined
       log.error({ err: (err as Error).message }, 'The outbound queue could not start after unlock.')

@@ -32,21 +32,22 @@ async function freePort (): Promise<number> {
   return port
 }
 
-async function startNode (dir: string, unlocked: boolean): Promise<ChildProcess> {
+async function startNode (dir: string, unlocked: boolean): Promise<{ child: ChildProcess, submissionPort: number }> {
   const args = ['--import', 'tsx', CLI, 'start', '--data', dir, ...(unlocked ? ['--passphrase-file', await testPassphraseFile()] : [])]
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   let output = ''
-  await new Promise<void>((resolve, reject) => {
+  const submissionPort = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`smtorp start did not come up: ${output}`)), 60_000)
     child.stderr!.on('data', (d: Buffer) => { output += d.toString() })
     child.stdout!.on('data', (d: Buffer) => {
       output += d.toString()
-      if (/smtorp is running/.test(output)) { clearTimeout(timer); resolve() }
+      const port = /smtorp is running[\s\S]*submission port 127\.0\.0\.1:(\d+)/.exec(output)?.[1]
+      if (port !== undefined) { clearTimeout(timer); resolve(Number(port)) }
     })
     child.once('exit', code => { clearTimeout(timer); reject(new Error(`smtorp start exited with ${code}: ${output}`)) })
   })
-  return child
+  return { child, submissionPort }
 }
 
 /** 20 peers send until MESSAGES are sent or the node dies; returns the messages that got a 250. */
@@ -97,14 +98,21 @@ describe('vault crash safety: kill -9 during a burst of incoming mail', { timeou
         log: { level: 'warn' }
       }))
       try {
-        const first = await startNode(made.dir, unlocked)
+        const { child: first, submissionPort } = await startNode(made.dir, unlocked)
+        if (!unlocked) {
+          // Never unlocked since it started: the mail client is told to come back later.
+          const client = await SmtpConnection.open(await SmtpConnection.dial('127.0.0.1', submissionPort, 5000), { ehloName: 'localhost', timeoutMs: 10_000 })
+          await client.authPlain(made.identity.address.split('@')[0]!, made.identity.submissionPassword)
+          await assert.rejects(client.send({ from: made.identity.address, to: [made.identity.address], raw: Buffer.from('Subject: x\r\n\r\nx\r\n') }), /451.*locked/)
+          await client.quit().catch(() => {})
+        }
         const exited = new Promise(resolve => first.once('exit', resolve))
         const acked = await burst(port, made.identity, () => { first.kill('SIGKILL') })
         await exited
         assert.ok(acked.size >= KILL_AFTER && acked.size < MESSAGES, `the kill came mid-burst (${acked.size} acknowledged)`)
 
         // The node starts cleanly on what kill -9 left, and goes on taking mail.
-        const second = await startNode(made.dir, unlocked)
+        const { child: second } = await startNode(made.dir, unlocked)
         const stopped = new Promise(resolve => second.once('exit', resolve))
         second.kill('SIGTERM')
         await stopped

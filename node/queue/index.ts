@@ -43,6 +43,8 @@ export interface QueueEntry {
   id: string
   /** The message in the MailStore (Outbox until done, then Sent). */
   storeId: string
+  /** Every recipient is done, but the vault was locked, so the message is not in Sent yet. */
+  awaitingFiling?: true
   from: string
   messageId?: string
   createdAt: number
@@ -79,8 +81,13 @@ export class QueueError extends Error {
 export interface OutboundQueue {
   start (): Promise<void>
   stop (): Promise<void>
-  /** Queue a message already in the store's Outbox. Durable when it resolves. */
-  enqueue (message: { storeId: string, from: string, to: string[], messageId?: string }): Promise<QueueEntry>
+  /**
+   * Queue a message already in the store's Outbox. Durable when it resolves. The queue keeps
+   * its own sealed copy of the bytes, so it can deliver while the vault is locked.
+   */
+  enqueue (message: { storeId: string, from: string, to: string[], messageId?: string, raw: Buffer }): Promise<QueueEntry>
+  /** Move finished messages that waited for an unlock into Sent (call after each unlock). */
+  fileFinished (): Promise<void>
   list (): QueueEntry[]
   /** Try every pending recipient now instead of waiting for its next attempt. */
   retryNow (): void
@@ -89,10 +96,13 @@ export interface OutboundQueue {
 }
 
 // On-disk format (spec/node-data.md, "Queue"): "s!format" = "2", "e!<entry id>" = the
-// QueueEntry JSON sealed by the vault's queue cipher (format 1 kept it in the clear).
+// QueueEntry JSON and "b!<entry id>" = the message, both sealed by the vault's queue cipher
+// (format 1 kept the entry in the clear and no copy of the message).
 export const QUEUE_FORMAT = 2
 const FORMAT_KEY = 's!format'
 const ENTRY_PREFIX = 'e!'
+const BODY_PREFIX = 'b!'
+const bodyId = (entryId: string): string => `${entryId}/body`
 const LOCAL_FAILURE_RETRY_MS = 60_000
 
 export function outboundQueue (init: QueueInit, components: QueueComponents): OutboundQueue {
@@ -114,9 +124,24 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     for (const listener of listeners) listener()
   }
 
-  async function persist (entry: QueueEntry): Promise<void> {
-    const done = entry.recipients.every(r => r.state !== 'pending')
-    await commit.write([done ? { type: 'del', key: ENTRY_PREFIX + entry.id } : { type: 'put', key: ENTRY_PREFIX + entry.id, value: components.cipher.seal(entry.id, Buffer.from(JSON.stringify(entry), 'utf8')) }])
+  /** Entries finished while the vault was locked, to file into Sent at the next unlock. */
+  const unfiled = new Map<string, QueueEntry>()
+
+  async function persist (entry: QueueEntry, raw?: Buffer): Promise<void> {
+    const gone = entry.recipients.every(r => r.state !== 'pending') && entry.awaitingFiling !== true
+    await commit.write(gone
+      ? [{ type: 'del', key: ENTRY_PREFIX + entry.id }, { type: 'del', key: BODY_PREFIX + entry.id }]
+      : [
+          { type: 'put', key: ENTRY_PREFIX + entry.id, value: components.cipher.seal(entry.id, Buffer.from(JSON.stringify(entry), 'utf8')) },
+          ...(raw !== undefined ? [{ type: 'put' as const, key: BODY_PREFIX + entry.id, value: components.cipher.seal(bodyId(entry.id), raw) }] : [])
+        ])
+  }
+
+  /** The queue's own copy of the message; the store's, for an entry written without one. */
+  async function messageBytes (entry: QueueEntry): Promise<Buffer | undefined> {
+    const sealed = await db.get(BODY_PREFIX + entry.id)
+    if (sealed !== undefined) return components.cipher.open(bodyId(entry.id), sealed)
+    return (await components.store.get(entry.storeId))?.raw
   }
 
   function destinationOf (address: string): string {
@@ -198,16 +223,16 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   }
 
   async function attemptDelivery (entry: QueueEntry, destination: string, recipients: QueueRecipient[]): Promise<void> {
-    const message = await components.store.get(entry.storeId)
+    const raw = await messageBytes(entry)
     let results: RecipientResult[]
-    if (message === undefined) {
+    if (raw === undefined) {
       log.error({ entry: entry.id, store: entry.storeId }, 'queued message is missing from the store; failing its recipients')
       results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'the message was lost from local storage' }))
     } else if (destination === RELAY_DESTINATION && !init.hasRelay) {
       results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'no legacy relay is configured, so mail to ordinary (non-onion) addresses cannot be sent; set "relay" in config.yaml' }))
     } else {
       try {
-        results = await components.delivery.deliver(destination, { from: entry.from, to: recipients.map(r => r.address), raw: withoutBcc(message.raw) })
+        results = await components.delivery.deliver(destination, { from: entry.from, to: recipients.map(r => r.address), raw: withoutBcc(raw) })
       } catch (err) {
         const failure = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false)
         results = recipients.map(r => ({ address: r.address, ok: false, permanent: failure.permanent, reply: failure.message }))
@@ -243,7 +268,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       }
     }
     // The notices are stored before the state that says they were sent.
-    if ((failed.length > 0 || delayed.length > 0) && message !== undefined) await notifySender(entry, message.raw, [...failed, ...delayed])
+    if ((failed.length > 0 || delayed.length > 0) && raw !== undefined) await notifySender(entry, raw, [...failed, ...delayed])
     // Move to Sent before the entry goes: a crash in between leaves an entry that start()
     // finishes, never an Outbox message without an entry (which would be sent again).
     if (entry.recipients.every(r => r.state !== 'pending')) await finish(entry)
@@ -269,12 +294,22 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   async function finish (entry: QueueEntry): Promise<void> {
     entries.delete(entry.id)
     byStoreId.delete(entry.storeId)
-    const message = await components.store.get(entry.storeId)
-    if (message !== undefined && message.folder === 'Outbox') {
-      // Flag first, so the message never shows in Sent without its mark.
-      if (entry.recipients.some(r => r.state === 'failed')) await components.store.setFlags(entry.storeId, [...new Set([...message.flags, '$Undelivered'])])
-      await components.store.move(entry.storeId, 'Sent')
+    try {
+      const message = await components.store.get(entry.storeId)
+      if (message !== undefined && message.folder === 'Outbox') {
+        // Flag first, so the message never shows in Sent without its mark.
+        if (entry.recipients.some(r => r.state === 'failed')) await components.store.setFlags(entry.storeId, [...new Set([...message.flags, '$Undelivered'])])
+        await components.store.move(entry.storeId, 'Sent')
+      }
+    } catch (err) {
+      if ((err as Error).name !== 'VaultLockedError') throw err
+      // Delivered (or failed) while the vault is locked: kept, and filed at the next unlock.
+      entry.awaitingFiling = true
+      unfiled.set(entry.id, entry)
+      return
     }
+    delete entry.awaitingFiling
+    unfiled.delete(entry.id)
   }
 
   function track (entry: QueueEntry): void {
@@ -283,7 +318,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     dueAll(entry)
   }
 
-  async function enqueue (message: { storeId: string, from: string, to: string[], messageId?: string }): Promise<QueueEntry> {
+  async function enqueue (message: { storeId: string, from: string, to: string[], messageId?: string, raw: Buffer }): Promise<QueueEntry> {
     const existing = byStoreId.get(message.storeId)
     if (existing !== undefined) return existing
     const now = Date.now()
@@ -296,7 +331,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       createdAt: now,
       recipients: unique.map(address => ({ address, destination: destinationOf(address), state: 'pending', attempts: 0, nextAttemptAt: now, delayedNoticeSent: false }))
     }
-    await persist(entry)
+    await persist(entry, message.raw)
     track(entry)
     runSoon()
     changed()
@@ -338,8 +373,9 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
         if (queued.has(meta.id)) continue
         log.warn({ store: meta.id }, 'found an Outbox message without a queue entry; queueing it')
         const message = await components.store.get(meta.id)
-        const messageId = meta.messageId ?? (message !== undefined ? messageIdOf(message.raw) : undefined)
-        await enqueue({ storeId: meta.id, from: meta.from, to: meta.to, ...(messageId !== undefined ? { messageId } : {}) })
+        if (message === undefined) continue
+        const messageId = meta.messageId ?? messageIdOf(message.raw)
+        await enqueue({ storeId: meta.id, from: meta.from, to: meta.to, raw: message.raw, ...(messageId !== undefined ? { messageId } : {}) })
       }
       running = true
       log.info({ pending: entries.size }, 'outbound queue started')
@@ -352,6 +388,12 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       await db.close()
     },
     enqueue,
+    async fileFinished () {
+      for (const entry of [...unfiled.values()]) {
+        await finish(entry)
+        if (entry.awaitingFiling === undefined) await persist(entry)
+      }
+    },
     list () {
       return [...entries.values()].map(e => structuredClone(e))
     },

@@ -4,9 +4,10 @@ import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { outboundQueue, type OutboundQueue } from './index.ts'
+import { outboundQueue, type OutboundQueue, type QueueCipher } from './index.ts'
 import type { MailStore } from '../store/index.ts'
-import { openTestVault, testQueueCipher } from '../../test/harness/vault.ts'
+import { openTestVault, testQueueCipher, TEST_PASSPHRASE } from '../../test/harness/vault.ts'
+import type { Vault } from '../vault/index.ts'
 import { silentLogger } from '../log/index.ts'
 import { DeliveryError, RELAY_DESTINATION, type Delivery } from '../delivery/index.ts'
 import type { RecipientResult } from '../smtp-client/index.ts'
@@ -28,21 +29,21 @@ let dir: string
 let store: MailStore
 let queue: OutboundQueue | undefined
 
-function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?: boolean, noticeAfter?: number } = {}): OutboundQueue {
+function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?: boolean, noticeAfter?: number, cipher?: QueueCipher } = {}): OutboundQueue {
   queue = outboundQueue({
     path: join(dir, 'queue'),
     domain: `${me.address}.onion`,
     retry: { delaysMs: options.delays ?? [30, 30, 30], delayedNoticeAfterAttempts: options.noticeAfter ?? 2 },
     concurrency: 4,
     hasRelay: options.hasRelay ?? false
-  }, { logger: silentLogger(), store, delivery, cipher })
+  }, { logger: silentLogger(), store, delivery, cipher: options.cipher ?? cipher })
   return queue
 }
 
 async function submit (q: OutboundQueue, to: string[], extraHeaders = '', headerTo = to): Promise<string> {
   const raw = Buffer.from(`From: <${from}>\r\nTo: ${headerTo.join(', ')}\r\n${extraHeaders}Subject: hello\r\nMessage-ID: <m${Math.random()}@x>\r\n\r\nbody\r\n`)
   const stored = await store.add({ folder: 'Outbox', raw, from, to })
-  await q.enqueue({ storeId: stored.meta.id, from, to })
+  await q.enqueue({ storeId: stored.meta.id, from, to, raw })
   return stored.meta.id
 }
 
@@ -157,6 +158,29 @@ describe('outbound queue', () => {
     const r = q.list()[0]!.recipients[0]!
     assert.equal(r.tryingSince, undefined)
     assert.ok(r.nextAttemptAt > Date.now() + 50_000)
+  })
+
+  it('keeps delivering while the vault is locked, with notices, and files into Sent at the next unlock', async () => {
+    const v = store as Vault
+    let attempts = 0
+    const flaky = new ScriptedDelivery((_d, e) => ++attempts < 2 ? new DeliveryError('peer offline', false) : ok(_d, e) as RecipientResult[])
+    // The vault's own queue cipher: its key outlives the lock.
+    const q = makeQueue(flaky, { delays: [30, 30, 30], noticeAfter: 1, cipher: v.queueCipher() })
+    await q.start()
+    await v.lock()
+    // Sent while locked: the vault seals the Outbox copy to its arrival key.
+    const raw = Buffer.from(`From: <${from}>\r\nTo: <${toA}>\r\nSubject: while locked\r\nMessage-ID: <locked@x>\r\n\r\nbody\r\n`)
+    const stored = await v.add({ folder: 'Outbox', raw, from, to: [toA] })
+    await q.enqueue({ storeId: stored.meta.id, from, to: [toA], raw, messageId: 'locked@x' })
+    await until(() => flaky.calls.length === 2 && q.list().length === 0)
+    assert.ok(flaky.calls[1]!.envelope.raw.equals(raw))
+    await assert.rejects(v.list('Sent'), /locked/)
+    await v.unlock({ passphrase: TEST_PASSPHRASE })
+    await q.fileFinished()
+    assert.deepEqual((await v.list('Sent')).map(m => m.id), [stored.meta.id])
+    assert.deepEqual(await v.list('Outbox'), [])
+    // The "delayed" notice written while locked is in the Inbox too.
+    assert.match((await v.get((await v.list('Inbox'))[0]!.id))!.raw.toString(), /Action: delayed/)
   })
 
   it('keeps pending mail across a restart and resumes it', async () => {

@@ -126,7 +126,7 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
 
   async function accept (raw: Buffer, to: string[], messageId: string): Promise<string> {
     const stored = await components.store.add({ folder: 'Outbox', raw, from: owner, to, messageId, flags: ['\\Seen'] })
-    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId })
+    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId, raw })
     log.info({ queue: entry.id, recipients: to.length, size: raw.length }, 'accepted a message for delivery')
     return entry.id
   }

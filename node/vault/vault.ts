@@ -132,6 +132,8 @@ export class Vault implements MailStore {
   private readonly unlockListeners = new Set<() => void>()
   private indexing: Promise<void> = Promise.resolve()
   private searchFlushTimer: NodeJS.Timeout | undefined
+  /** A copy of the queue key from the first unlock, kept until close (see queueCipher). */
+  private queueKey: Buffer | undefined
   /** Ids whose metadata record failed authentication at the last unlock. */
   private readonly damagedRecords = new Set<string>()
 
@@ -192,6 +194,8 @@ export class Vault implements MailStore {
     await Promise.allSettled([...this.pending.values()])
     await this.commit?.idle()
     this.open_ = false
+    this.queueKey?.fill(0)
+    this.queueKey = undefined
     await this.shards?.close()
     await this.db?.close()
     this.db = undefined
@@ -445,12 +449,16 @@ export class Vault implements MailStore {
     })
   }
 
-  /** Seal and open values for the outbound queue (its own database), bound to the entry id. */
+  /**
+   * Seal and open values for the outbound queue (its own database), bound to the entry id.
+   * The queue key outlives a lock (not a restart or close): mail the owner sent keeps going out
+   * while the vault is locked. It opens queued outgoing mail and delivery state, nothing else.
+   */
   queueCipher (): { seal: (id: string, plain: Buffer) => Buffer, open: (id: string, sealed: Buffer) => Buffer } {
     const key = (): Buffer => {
-      const u = this.unlocked
-      if (u === undefined) throw new VaultLockedError()
-      return u.keys.queue
+      const k = this.unlocked?.keys.queue ?? this.queueKey
+      if (k === undefined) throw new VaultLockedError()
+      return k
     }
     return {
       seal: (id, plain) => seal(key(), plain, associatedData('queue entry', id)),
@@ -705,6 +713,7 @@ export class Vault implements MailStore {
       await u.search.open()
     }
     this.unlocked = u
+    this.queueKey ??= Buffer.from(keys.queue)
     await this.withKeys(async () => { await this.fileArrivals(u) })
     // Index what the index does not have yet (mail stored before a crash, or converted arrivals).
     const missing = mailbox.ids().filter(id => !u.search.has(Number(id)))
@@ -725,10 +734,19 @@ export class Vault implements MailStore {
     const decided: Array<Promise<void>> = []
     const decide: Array<() => void> = []
     for (let i = 0; i < arrivals.length; i++) decided.push(new Promise<void>(resolve => { decide.push(resolve) }))
+    // Until its turn comes, a read of an arrival's id waits for it (get() and list() wait for
+    // `pending`), rather than find nothing.
+    const whenFiled: Array<() => void> = []
+    for (const [key] of arrivals) {
+      const id = key.subarray(1).toString('latin1')
+      this.pending.set(id, new Promise<void>(resolve => { whenFiled.push(resolve) }))
+    }
     const fileOne = async (index: number): Promise<void> => {
       try {
         await fileArrival(index)
       } finally {
+        this.pending.delete(arrivals[index]![0].subarray(1).toString('latin1'))
+        whenFiled[index]!()
         // An arrival that could not be opened decides nothing, but only after its predecessor.
         if (index > 0) await decided[index - 1]
         decide[index]!()
@@ -764,16 +782,12 @@ export class Vault implements MailStore {
       }
       u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
       decide[index]!()
-      const written = this.writeMessage(u, meta, objectId, seal(u.keys.objectKey(objectId), raw, associatedData('message', objectId)), drop)
-      this.pending.set(id, written)
       try {
-        await written
+        await this.writeMessage(u, meta, objectId, seal(u.keys.objectKey(objectId), raw, associatedData('message', objectId)), drop)
         filed++
       } catch (err) {
         u.mailbox.delete(id, meta.messageId)
         this.log?.error({ arrival: id, err: (err as Error).message }, 'Filing a message that arrived while locked failed; it stays in the arrivals.')
-      } finally {
-        this.pending.delete(id)
       }
     }
     let next = 0
