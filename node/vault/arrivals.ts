@@ -4,6 +4,7 @@
 // store it durably. Only the unlocked vault holds the private half and can open it.
 // Format: spec/storage.md, "Arrivals".
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
+import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { TamperError } from './crypto.ts'
 
 export const ARRIVAL_VERSION = 1
@@ -33,6 +34,14 @@ export async function newArrivalKeyPair (): Promise<ArrivalKeyPair> {
     publicKey: Buffer.from(await suite.kem.serializePublicKey(pair.publicKey)),
     privateKey: Buffer.from(await suite.kem.serializePrivateKey(pair.privateKey))
   }
+}
+
+/** The public half of an X25519 private key (RFC 7748), through node:crypto's PKCS #8 import. */
+export function arrivalPublicKeyOf (privateKey: Buffer): Buffer {
+  // RFC 8410 section 7: PrivateKeyInfo for id-X25519 (1.3.101.110) around the 32-byte key.
+  const der = Buffer.concat([Buffer.from('302e020100300506032b656e04220420', 'hex'), privateKey])
+  const jwk = createPublicKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })).export({ format: 'jwk' })
+  return Buffer.from(jwk.x!, 'base64url')
 }
 
 /** Whether `privateKey` is the private half of `publicKey` (checked at unlock). */

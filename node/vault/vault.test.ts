@@ -12,7 +12,8 @@ import { openTestVault, TEST_KDF, TEST_PASSPHRASE } from '../../test/harness/vau
 import { vault as makeVault, MessageDamagedError, UnlockThrottledError, VaultError, VaultLockedError, type Vault } from './index.ts'
 import { decodeLocator, type Locator } from './shards/index.ts'
 import type { MailStore } from '../store/mail-store.ts'
-import { KEY_SLOTS_BACKUP_FILE, KEY_SLOTS_FILE } from './key-slots.ts'
+import { KEY_SLOTS_BACKUP_FILE, KEY_SLOTS_FILE, readKeySlots, writeKeySlots } from './key-slots.ts'
+import { newArrivalKeyPair } from './arrivals.ts'
 
 async function tempDir (): Promise<string> {
   return await mkdtemp(join(tmpdir(), 'smtorp-vault-'))
@@ -361,6 +362,28 @@ describe('Vault: tampering', () => {
     }
     assert.equal(failures, 2)
     assert.deepEqual(v.stats().damagedRecords, ['9'.repeat(16)])
+    await v.close()
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  it('restores an arrival public key that was replaced, instead of locking the owner out', async () => {
+    const dir = await tempDir()
+    let v = (await openTestVault(dir)).vault
+    await v.close()
+    const slots = (await readKeySlots(dir))!
+    const genuine = slots.arrivalPublicKey
+    await writeKeySlots(dir, { ...slots, generation: slots.generation + 1, arrivalPublicKey: (await newArrivalKeyPair()).publicKey.toString('base64') })
+    v = makeVault({ dir, passphraseKdf: TEST_KDF, recoveryKdf: TEST_KDF })
+    await v.open()
+    await v.add({ folder: 'Inbox', ...mail(1) }) // sealed to the impostor's key
+    await v.unlock({ passphrase: TEST_PASSPHRASE })
+    assert.equal(v.arrivalKeyRestored, true)
+    assert.equal((await readKeySlots(dir))!.arrivalPublicKey, genuine)
+    assert.deepEqual(await v.list('Inbox'), []) // it cannot be opened, and stays in the arrivals
+    await v.lock()
+    await v.add({ folder: 'Inbox', ...mail(2) }) // sealed to the restored key
+    await v.unlock({ passphrase: TEST_PASSPHRASE })
+    assert.deepEqual((await v.list('Inbox')).map(m => m.messageId), [mail(2).messageId])
     await v.close()
     await rm(dir, { recursive: true, force: true })
   })

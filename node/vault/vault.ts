@@ -32,7 +32,7 @@ import {
   makeSlot, newRecoveryCode, openSlots, parseRecoveryCode, readKeySlots, writeKeySlots, WrongSecretError,
   KEY_SLOTS_FORMAT, KEY_SLOTS_VERSION, PASSPHRASE_KDF, RECOVERY_KDF, type Argon2idParams, type KeySlotsFile
 } from './key-slots.ts'
-import { arrivalKeysMatch, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
+import { arrivalKeysMatch, arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
 import { erasureCodec } from './erasure/index.ts'
 import { shardStore, decodeLocator, encodeLocator, ObjectDamagedError, type Locator, type ShardStore } from './shards/index.ts'
 import { extractSearchText, searchIndex, DEFAULT_FLUSH_EVERY, type SearchIndex } from './search/index.ts'
@@ -132,6 +132,8 @@ export class Vault implements MailStore {
   private readonly unlockListeners = new Set<() => void>()
   private indexing: Promise<void> = Promise.resolve()
   private searchFlushTimer: NodeJS.Timeout | undefined
+  /** Set when an unlock found the arrival public key altered and restored it. */
+  arrivalKeyRestored = false
   /** A copy of the queue key from the first unlock, kept until close (see queueCipher). */
   private queueKey: Buffer | undefined
   /** Ids whose metadata record failed authentication at the last unlock. */
@@ -681,10 +683,15 @@ export class Vault implements MailStore {
       throw new VaultError('The arrival key in the key slots file failed authentication.', { cause: err })
     }
     if (!await arrivalKeysMatch({ publicKey: Buffer.from(slots.arrivalPublicKey, 'base64'), privateKey: arrivalPrivateKey })) {
-      // Someone who could write the data directory replaced the public half: mail arriving
-      // while locked would be sealed to them. Refuse rather than go on silently.
-      keys.wipe()
-      throw new VaultError('The arrival public key does not match the vault\'s private key: the key slots file was altered.')
+      // Someone who could write the data directory replaced the public half, so mail arriving
+      // while locked was sealed to them. Put the right one back (it follows from the private
+      // key, which is authenticated) and say so loudly; what was sealed to the wrong key stays
+      // in the arrivals, unreadable, and is reported when filing.
+      this.log?.error('The arrival public key in the key slots file was not the vault\'s: it was altered. It is restored now; mail that arrived while locked may have been readable by whoever altered it.')
+      const restored: KeySlotsFile = { ...slots, generation: slots.generation + 1, arrivalPublicKey: arrivalPublicKeyOf(arrivalPrivateKey).toString('base64') }
+      await writeKeySlots(this.init.dir, restored)
+      this.slots = restored
+      this.arrivalKeyRestored = true
     }
     const mailbox = new MailboxIndex()
     this.damagedRecords.clear()
