@@ -5,6 +5,8 @@ import assert from 'node:assert/strict'
 import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
 import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
 import { TEST_PASSPHRASE } from './harness/vault.ts'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { MailStore, StoredMessage } from '../node/store/index.ts'
 
 let network: PrivateTorNetwork
@@ -110,5 +112,22 @@ describe('alice and bob over the private Tor network', { timeout: 600_000 }, () 
     const marker = `after-tor-restart-${Date.now()}`
     await alice.submit([bob.identity.address], 'after tor died', `${marker}\r\n`)
     await waitFor('bob to receive after its tor restarted', async () => (await findInInbox(bob.node.store, marker)).length === 1, 120_000)
+  })
+
+  it('after all this mail, neither data directory holds a subject, a body or the other node\'s address in the clear', async () => {
+    await bob.node.vault.searchReady()
+    const needles = ['Hello over Tor', 'While locked', 'while you were away', 'after tor died', 'after-tor-restart-', 'reuse-', 'offline-', 'Caf\u00e9 and a line']
+    const found: string[] = []
+    for (const [node, other] of [[alice, bob], [bob, alice]] as const) {
+      for (const entry of await readdir(node.dir, { withFileTypes: true, recursive: true })) {
+        if (!entry.isFile()) continue
+        const file = join(entry.parentPath, entry.name)
+        const bytes = await readFile(file).catch(() => Buffer.alloc(0)) // tor may remove files meanwhile
+        for (const needle of [...needles, other.identity.onionKey.address]) {
+          if (bytes.includes(Buffer.from(needle))) found.push(`${file}: ${needle}`)
+        }
+      }
+    }
+    assert.deepEqual(found, [])
   })
 })
