@@ -27,6 +27,10 @@ it('docker-compose.yml passes `docker compose config`, two nodes with their own 
   assert.match(stdout, /bob:/)
   assert.match(stdout, /alice-data/)
   assert.match(stdout, /bob-data/)
+  // The vault passphrase reaches each node as a secret file, never through the environment.
+  assert.equal([...stdout.matchAll(/--passphrase-file/g)].length, 2)
+  assert.match(stdout, /alice\.passphrase/)
+  assert.doesNotMatch(stdout, /^\s*-?\s*[A-Z_]*PASSPHRASE[A-Z_]*\s*[:=]/m)
   // Compose v1 prints short syntax ("- 127.0.0.1:2525:2525/tcp"), v2 long syntax ("host_ip: ...").
   const short = [...stdout.matchAll(/^\s*- "?([0-9.]*):?(\d+):(\d+)/gm)].map(m => m[1])
   const long = [...stdout.matchAll(/^\s*host_ip: "?([0-9.]+)/gm)].map(m => m[1])
