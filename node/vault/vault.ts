@@ -131,6 +131,7 @@ export class Vault implements MailStore {
   private readonly throttle = new UnlockThrottle()
   private readonly unlockListeners = new Set<() => void>()
   private indexing: Promise<void> = Promise.resolve()
+  private unlocking: Promise<void> = Promise.resolve()
   private searchFlushTimer: NodeJS.Timeout | undefined
   /** Set when an unlock found the arrival public key altered and restored it. */
   arrivalKeyRestored = false
@@ -227,6 +228,7 @@ export class Vault implements MailStore {
       ]
     }
     keys.wipe()
+    pair.privateKey.fill(0)
     await writeKeySlots(this.init.dir, file)
     this.slots = file
     await this.unlockWith(master)
@@ -234,7 +236,14 @@ export class Vault implements MailStore {
     return { recoveryCode }
   }
 
+  /** Unlocks run one at a time: two at once must not both build the unlocked state. */
   async unlock (secret: UnlockSecret): Promise<void> {
+    const turn = this.unlocking.then(async () => { await this.unlockNow(secret) })
+    this.unlocking = turn.catch(() => {})
+    await turn
+  }
+
+  private async unlockNow (secret: UnlockSecret): Promise<void> {
     this.ready()
     const slots = this.slots
     if (slots === undefined) throw new VaultError('There is no vault yet: run "smtorp init" first.')
@@ -255,7 +264,6 @@ export class Vault implements MailStore {
       throw new VaultError((err as Error).message)
     }
     this.throttle.succeeded()
-    if (this.unlocked !== undefined) { master.fill(0); return } // unlocked meanwhile by another call
     try {
       await this.unlockWith(master)
     } catch (err) {
@@ -648,8 +656,10 @@ export class Vault implements MailStore {
       flags: uniqueFlags(message.flags ?? []),
       receivedAt: Date.now()
     }
-    const sealed = await sealArrival(Buffer.from(slots.arrivalPublicKey, 'base64'), objectId, envelope, message.raw)
+    // In `pending` from the start, sealing included, so an unlock that begins meanwhile
+    // waits for it and files it.
     const written = (async () => {
+      const sealed = await sealArrival(Buffer.from(slots.arrivalPublicKey, 'base64'), objectId, envelope, message.raw)
       const loc = await this.shards!.put(objectId, sealed)
       await this.commit!.write([
         { type: 'put', key: KEY_SEQ, value: Buffer.from(String(this.nextSeq)) },
