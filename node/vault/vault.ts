@@ -658,8 +658,9 @@ export class Vault implements MailStore {
     }
     // In `pending` from the start, sealing included, so an unlock that begins meanwhile
     // waits for it and files it.
+    const raw = Buffer.from(message.raw) // the caller may reuse its buffer while this seals
     const written = (async () => {
-      const sealed = await sealArrival(Buffer.from(slots.arrivalPublicKey, 'base64'), objectId, envelope, message.raw)
+      const sealed = await sealArrival(Buffer.from(slots.arrivalPublicKey, 'base64'), objectId, envelope, raw)
       const loc = await this.shards!.put(objectId, sealed)
       await this.commit!.write([
         { type: 'put', key: KEY_SEQ, value: Buffer.from(String(this.nextSeq)) },
