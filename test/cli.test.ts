@@ -152,5 +152,17 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.equal(scrub.code, 0, scrub.stderr)
     assert.match(scrub.stdout, /checked\s+\d+ objects/)
     assert.match(scrub.stdout, /lost\s+nothing/)
+
+    // A new passphrase: the old one stops working, the new one unlocks; a wrong one says so.
+    const newFile = join(root, 'new-passphrase')
+    await writeFile(newFile, 'a brand new passphrase\n', { mode: 0o600 })
+    const changed = await smtorp(dir, 'passwd', '--passphrase-file', newFile)
+    assert.equal(changed.code, 0, changed.stderr)
+    assert.equal((await smtorp(dir, 'lock')).code, 0)
+    const old = await smtorp(dir, 'unlock')
+    assert.equal(old.code, 1)
+    assert.match(old.stderr, /^smtorp: Wrong passphrase\.$/m)
+    const fresh = await run(process.execPath, ['--import', 'tsx', CLI, 'unlock', '--data', dir, '--passphrase-file', newFile], { timeout: 30_000 })
+    assert.match(fresh.stdout, /The vault is unlocked/)
   })
 })
