@@ -168,6 +168,7 @@ function formatScrub (r: ScrubReport): string {
     `damaged   ${r.damagedShards} shards`,
     `repaired  ${r.repairedShards} shards`,
     `lost      ${r.lost.length === 0 ? 'nothing' : `${r.lost.length} objects`}`,
+    ...(r.compaction !== undefined ? [`reclaimed ${(r.compaction.bytesFreed / 1048576).toFixed(1)} MiB of deleted mail (${r.compaction.segmentsRemoved} segment files)`] : []),
     ...r.lost.map(l => `  ${l.messageId !== undefined ? `message ${l.messageId}` : `object ${l.objectId}`}: ${l.reason}`)
   ]
   return `${lines.join('\n')}\n`

@@ -3,7 +3,7 @@
 import { Vault, type VaultInit } from './vault.ts'
 
 export { Vault, VaultError, VaultLockedError, MessageDamagedError, UnlockThrottledError, VAULT_INDEX_FORMAT } from './vault.ts'
-export type { ScrubReport, UnlockSecret, VaultInit, VaultState } from './vault.ts'
+export type { CompactReport, ScrubReport, UnlockSecret, VaultInit, VaultState } from './vault.ts'
 export { PASSPHRASE_KDF, RECOVERY_KDF, type Argon2idParams } from './key-slots.ts'
 
 /** A vault kept in `init.dir`. Call `open()`, then `create()` (new) or `unlock()`. */

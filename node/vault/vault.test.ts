@@ -328,6 +328,50 @@ describe('Vault: damage and repair', () => {
   })
 })
 
+describe('Vault: compaction', () => {
+  it('gives back the space of deleted mail and of filed arrivals, and every other message still reads, also during it', async () => {
+    const dir = await tempDir()
+    const init = { segmentBytes: 32 * 1024 }
+    let v = (await openTestVault(dir, init)).vault
+    try {
+      const kept = new Map<string, Buffer>()
+      const removed: string[] = []
+      for (let n = 1; n <= 120; n++) {
+        const m = mail(n)
+        const id = (await v.add({ folder: 'Inbox', ...m })).meta.id
+        if (n % 4 === 0) kept.set(id, m.raw); else removed.push(id)
+      }
+      await v.lock()
+      for (let n = 121; n <= 140; n++) await v.add({ folder: 'Inbox', ...mail(n) }) // filed at unlock, leaving their arrival records behind
+      await v.unlock({ passphrase: TEST_PASSPHRASE })
+      for (const meta of await v.list('Inbox')) if (Number(meta.id) > 120) kept.set(meta.id, mail(Number(meta.messageId!.match(/marker(\d+)/)![1])).raw)
+      for (const id of removed) await v.remove(id)
+      const before = (await filesUnder(join(dir, 'shards'))).length
+      const bytesBefore = v.stats().shardBytes
+      // Reads race the compaction: none may fail.
+      const reading = (async () => { for (const [id, raw] of kept) assert.deepEqual((await v.get(id))?.raw, raw) })()
+      const report = await v.scrub()
+      await reading
+      assert.equal(report.damagedShards, 0)
+      assert.ok(report.compaction !== undefined && report.compaction.segmentsRemoved > 0 && report.compaction.objectsMoved > 0, JSON.stringify(report.compaction))
+      assert.ok((await filesUnder(join(dir, 'shards'))).length < before)
+      assert.ok(v.stats().shardBytes < bytesBefore * 0.6, `${v.stats().shardBytes} of ${bytesBefore} bytes left`)
+      for (const [id, raw] of kept) assert.deepEqual((await v.get(id))?.raw, raw)
+      await v.close()
+      v = makeVault({ dir, passphraseKdf: TEST_KDF, recoveryKdf: TEST_KDF, ...init })
+      await v.open()
+      await v.unlock({ passphrase: TEST_PASSPHRASE })
+      for (const [id, raw] of kept) assert.deepEqual((await v.get(id))?.raw, raw)
+      const again = await v.scrub()
+      assert.equal(again.damagedShards, 0)
+      assert.deepEqual(again.lost, [])
+    } finally {
+      await v.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('Vault: tampering', () => {
   it('detects swapped objects and a metadata record moved to another id, and never returns garbage', async () => {
     const dir = await tempDir()

@@ -34,7 +34,8 @@ import {
 } from './key-slots.ts'
 import { arrivalKeysMatch, arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
 import { erasureCodec } from './erasure/index.ts'
-import { shardStore, decodeLocator, encodeLocator, ObjectDamagedError, type Locator, type ShardStore } from './shards/index.ts'
+import { shardStore, decodeLocator, encodeLocator, type Locator, type ShardStore } from './shards/index.ts'
+import { HEADER_BYTES as SHARD_RECORD_HEADER_BYTES } from './shards/record.ts'
 import { extractSearchText, searchIndex, DEFAULT_FLUSH_EVERY, type SearchIndex } from './search/index.ts'
 import { UnlockThrottle } from './unlock-throttle.ts'
 import { MailboxIndex } from './mailbox-index.ts'
@@ -86,8 +87,17 @@ export interface ScrubReport {
   repairedShards: number
   /** Objects with more than m bad shards: which message, and what is wrong. */
   lost: Array<{ objectId: string, messageId?: string, reason: string }>
+  /** Space given back afterwards (see Vault.compact). */
+  compaction?: CompactReport
   startedAt: number
   finishedAt: number
+}
+
+export interface CompactReport {
+  segmentsRemoved: number
+  bytesFreed: number
+  /** Objects whose records were written again elsewhere, so their old segments could go. */
+  objectsMoved: number
 }
 
 interface MetaRecord extends StoredMessageMeta {
@@ -133,6 +143,8 @@ export class Vault implements MailStore {
   private indexing: Promise<void> = Promise.resolve()
   private unlocking: Promise<void> = Promise.resolve()
   private searchFlushTimer: NodeJS.Timeout | undefined
+  /** While compaction moves records, reads do not repair (the two would race on locators). */
+  private compacting = false
   /** Set when an unlock found the arrival public key altered and restored it. */
   arrivalKeyRestored = false
   /** A copy of the queue key from the first unlock, kept until close (see queueCipher). */
@@ -480,7 +492,7 @@ export class Vault implements MailStore {
    * Verify every shard of every object, rewrite the damaged ones, and report. Runs locked or
    * unlocked (locators are not secret); unlocked, a lost object is named by its message id.
    */
-  async scrub (options: { onProgress?: (done: number, total: number) => void, pauseMs?: number } = {}): Promise<ScrubReport> {
+  async scrub (options: { onProgress?: (done: number, total: number) => void, pauseMs?: number, compact?: boolean } = {}): Promise<ScrubReport> {
     const db = this.ready()
     const shards = this.shards!
     const report: ScrubReport = { objects: 0, shardsChecked: 0, damagedShards: 0, repairedShards: 0, lost: [], startedAt: Date.now(), finishedAt: 0 }
@@ -508,8 +520,69 @@ export class Vault implements MailStore {
       options.onProgress?.(report.objects, entries.length)
       if (options.pauseMs !== undefined && options.pauseMs > 0) await new Promise(resolve => setTimeout(resolve, options.pauseMs))
     }
+    if (options.compact !== false) report.compaction = await this.compact()
     report.finishedAt = Date.now()
     this.log?.info({ objects: report.objects, damaged: report.damagedShards, repaired: report.repairedShards, lost: report.lost.length }, 'Scrub finished.')
+    return report
+  }
+
+  /**
+   * Give back the space of deleted mail (and of arrivals filed at unlock): every segment that
+   * appends no longer go to, and whose bytes are at least `minDeadFraction` garbage, has its
+   * live records written again at the end of their columns (`repair`, which verifies and
+   * rebuilds as it goes), the new locators saved, and only then is deleted. Runs locked or
+   * unlocked. Called at the end of every scrub; one at a time with it.
+   */
+  async compact (options: { minDeadFraction?: number } = {}): Promise<CompactReport> {
+    const db = this.ready()
+    const shards = this.shards!
+    const minDead = options.minDeadFraction ?? 0.5
+    const report: CompactReport = { segmentsRemoved: 0, bytesFreed: 0, objectsMoved: 0 }
+    // Segments first: whatever is stored after this goes to segments marked active here, and
+    // those are never removed, so the locators read next cover every record a victim holds.
+    const segments = (await shards.segments()).filter(s => !s.active)
+    const live = new Map<string, number>()
+    const objects: Array<{ key: Buffer, loc: Locator }> = []
+    for (const [key, value] of await db.iterator({ gt: Buffer.from('o'), lt: Buffer.from('p') }).all()) {
+      let loc: Locator
+      try {
+        loc = decodeLocator(value)
+      } catch {
+        // Where this object's records are is unknown, so no segment may be called garbage.
+        this.log?.warn({ objectId: key.subarray(1).toString('hex') }, 'An unreadable locator stops compaction; scrub reports the object.')
+        return report
+      }
+      objects.push({ key, loc })
+      loc.shards.forEach((s, i) => { const id = `${i}/${s.segment}`; live.set(id, (live.get(id) ?? 0) + SHARD_RECORD_HEADER_BYTES + loc.shardLength) })
+    }
+    const victims = new Set(segments.filter(s => s.bytes === 0 || (s.bytes - (live.get(`${s.column}/${s.segment}`) ?? 0)) / s.bytes >= minDead).map(s => `${s.column}/${s.segment}`))
+    if (victims.size === 0) return report
+    const stuck = new Set<string>()
+    this.compacting = true
+    try {
+      for (const { key, loc } of objects) {
+        const indexes = loc.shards.flatMap((s, i) => victims.has(`${i}/${s.segment}`) ? [i] : [])
+        if (indexes.length === 0) continue
+        try {
+          await this.writeLocatorIfLive(key, await shards.repair(loc, indexes))
+          report.objectsMoved++
+        } catch (err) {
+          // Beyond repair (scrub has said so): keep its segments, so nothing more is lost.
+          for (const i of indexes) stuck.add(`${i}/${loc.shards[i]!.segment}`)
+          this.log?.warn({ objectId: loc.objectId.toString('hex'), err: (err as Error).message }, 'Compaction could not move an object; its segments stay.')
+        }
+      }
+      for (const s of segments) {
+        const id = `${s.column}/${s.segment}`
+        if (!victims.has(id) || stuck.has(id)) continue
+        await shards.removeSegment(s.column, s.segment)
+        report.segmentsRemoved++
+        report.bytesFreed += s.bytes
+      }
+    } finally {
+      this.compacting = false
+    }
+    if (report.segmentsRemoved > 0) this.log?.info({ ...report }, 'Compaction gave back the space of deleted records.')
     return report
   }
 
@@ -609,23 +682,10 @@ export class Vault implements MailStore {
 
   private async readObject (u: Unlocked, meta: MetaRecord): Promise<Buffer> {
     const objectId = Buffer.from(meta.objectId, 'hex')
-    const key = objectKey(objectId)
-    const value = await this.db!.get(key)
-    if (value === undefined) throw new MessageDamagedError(`Message ${meta.id} has no locator in the vault index.`)
-    let loc: Locator
     let sealed: Buffer
     try {
-      loc = decodeLocator(value)
-      const got = await this.shards!.get(loc)
-      sealed = got.data
-      if (got.damaged.length > 0) {
-        // Rebuilt from parity: write the damaged shards again now rather than wait for scrub.
-        this.log?.warn({ message: meta.id, shards: got.damaged }, 'Damaged shards were rebuilt on read; rewriting them.')
-        const repaired = await this.shards!.repair(loc, got.damaged)
-        await this.writeLocatorIfLive(key, repaired)
-      }
+      sealed = await this.readSealed(objectKey(objectId))
     } catch (err) {
-      if (err instanceof ObjectDamagedError) throw new MessageDamagedError(`Message ${meta.id} cannot be read: ${err.message}`, { cause: err })
       throw new MessageDamagedError(`Message ${meta.id} cannot be read: ${(err as Error).message}`, { cause: err })
     }
     try {
@@ -633,6 +693,32 @@ export class Vault implements MailStore {
     } catch (err) {
       if (err instanceof TamperError) throw new MessageDamagedError(`Message ${meta.id} failed authentication: its ciphertext was changed or swapped. It is not shown.`, { cause: err })
       throw err
+    }
+  }
+
+  /**
+   * An object's bytes, verified and rebuilt if need be; damaged shards are written again at
+   * once (except while compaction moves records). If the read fails because compaction moved
+   * the object and removed its old segment meanwhile, the locator has changed: read again.
+   */
+  private async readSealed (key: Buffer): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      const value = await this.db!.get(key)
+      if (value === undefined) throw new VaultError('it has no locator in the vault index')
+      const loc = decodeLocator(value)
+      let got: { data: Buffer, damaged: number[] }
+      try {
+        got = await this.shards!.get(loc)
+      } catch (err) {
+        const now = await this.db!.get(key)
+        if (attempt === 0 && now !== undefined && !now.equals(value)) continue
+        throw err
+      }
+      if (got.damaged.length > 0 && !this.compacting) {
+        this.log?.warn({ objectId: loc.objectId.toString('hex'), shards: got.damaged }, 'Damaged shards were rebuilt on read; rewriting them.')
+        await this.writeLocatorIfLive(key, await this.shards!.repair(loc, got.damaged))
+      }
+      return got.data
     }
   }
 
@@ -778,8 +864,7 @@ export class Vault implements MailStore {
       let raw: Buffer
       try {
         if (locValue === undefined) throw new VaultError('its locator is missing')
-        const got = await this.shards!.get(decodeLocator(locValue))
-        ;({ envelope, raw } = await openArrival(u.arrivalPrivateKey, oldObjectId, got.data))
+        ;({ envelope, raw } = await openArrival(u.arrivalPrivateKey, oldObjectId, await this.readSealed(objectKey(oldObjectId))))
       } catch (err) {
         // Kept where it is, so a later repair (or a better smtorp) can still file it.
         this.log?.error({ arrival: id, err: (err as Error).message }, 'A message that arrived while locked cannot be opened; it stays in the arrivals.')

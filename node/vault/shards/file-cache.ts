@@ -50,6 +50,12 @@ export class FileCache {
     for (const [path, entry] of this.entries) this.evict(path, entry)
   }
 
+  /** Closes the handle on `path` (when its reads finish): the file is about to be deleted. */
+  forget (path: string): void {
+    const entry = this.entries.get(path)
+    if (entry !== undefined) this.evict(path, entry)
+  }
+
   get size (): number {
     return this.entries.size
   }

@@ -2,7 +2,7 @@
 // the layout and the durability rules, record.ts and locator.ts for the binary formats).
 import { DiskShardStore, type ShardStore, type ShardStoreInit } from './shard-store.ts'
 
-export { SHARD_STORE_FORMAT, type ShardStore, type ShardStoreInit, type ShardStoreStats } from './shard-store.ts'
+export { SHARD_STORE_FORMAT, type SegmentInfo, type ShardStore, type ShardStoreInit, type ShardStoreStats } from './shard-store.ts'
 export { ShardStoreError, ObjectDamagedError, type BadShard } from './errors.ts'
 export { decodeLocator, encodeLocator, LOCATOR_VERSION, type Locator, type ShardLocation } from './locator.ts'
 

@@ -161,6 +161,23 @@ describe('ShardStore', () => {
     })
   })
 
+  it('lists its segments, removes an old one when asked, and refuses to remove the one appends go to', async () => {
+    await withStore({ segmentBytes: 4096 }, async (store, dir) => {
+      for (let i = 0; i < 10; i++) await store.put(randomBytes(16), randomBytes(3000))
+      const segments = await store.segments()
+      assert.equal(segments.filter((s) => s.active).length, K + M)
+      const old = segments.find((s) => !s.active && s.column === 2)!
+      assert.equal(old.bytes, (await stat(join(dir, 'c02', `${String(old.segment).padStart(8, '0')}.seg`))).size)
+      const active = segments.find((s) => s.active && s.column === 2)!
+      await assert.rejects(store.removeSegment(2, active.segment), /appends go to/)
+      const before = store.stats()
+      await store.removeSegment(2, old.segment)
+      assert.ok(!(await readdir(join(dir, 'c02'))).includes(`${String(old.segment).padStart(8, '0')}.seg`))
+      assert.deepEqual({ segments: store.stats().segments, bytes: store.stats().bytes }, { segments: before.segments - 1, bytes: before.bytes - old.bytes })
+      assert.equal((await store.segments()).length, segments.length - 1)
+    })
+  })
+
   it('rebuilds objects with up to m flipped bits in different columns, reports exactly those shards, and repairs them in place', async () => {
     const { logger, lines } = capturingLogger()
     await withStore({ logger }, async (store, dir) => {

@@ -32,7 +32,7 @@
 // record torn by a crash is left as garbage at a tail that no locator points into.
 // Records describe themselves (index, object id, lengths, SHA-256), so a read checks every
 // record against its locator and never returns bytes it has not verified.
-import { mkdir, open, readdir, readFile, rename, stat, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from '../../log/index.ts'
 import { shardSize, type ErasureCodec } from '../erasure/codec.ts'
@@ -86,6 +86,21 @@ export interface ShardStore {
   /** Reads all k + m shards and returns the indexes of the bad ones (for scrubbing; never throws for too many). */
   verify (loc: Locator): Promise<number[]>
   stats (): ShardStoreStats
+  /** Every segment file, with its size, and whether appends go to it now (never removable). */
+  segments (): Promise<SegmentInfo[]>
+  /**
+   * Deletes a segment file that holds nothing the caller still needs (compaction: the caller
+   * moved its live records with `repair` and saved the new locators first). Refuses the
+   * segment appends go to.
+   */
+  removeSegment (column: number, segment: number): Promise<void>
+}
+
+export interface SegmentInfo {
+  column: number
+  segment: number
+  bytes: number
+  active: boolean
 }
 
 const DEFAULT_K = 4
@@ -308,6 +323,35 @@ export class DiskShardStore implements ShardStore {
 
   stats (): ShardStoreStats {
     return { segments: this.segmentCount, bytes: this.byteCount, commits: this.commitCount }
+  }
+
+  async segments (): Promise<SegmentInfo[]> {
+    this.ready()
+    const out: SegmentInfo[] = []
+    for (const col of this.columns!) {
+      for (const name of await readdir(col.dir)) {
+        const segment = parseInt(name, 10)
+        if (!SEGMENT_NAME.test(name) || name !== segmentName(segment)) continue
+        const bytes = await stat(join(col.dir, name)).then(st => st.size, () => undefined)
+        if (bytes !== undefined) out.push({ column: col.index, segment, bytes, active: segment === col.segment })
+      }
+    }
+    return out
+  }
+
+  async removeSegment (column: number, segment: number): Promise<void> {
+    this.writable()
+    const col = this.columns![column]
+    if (col === undefined) throw new ShardStoreError(`There is no column ${column}.`)
+    if (segment >= col.segment) throw new ShardStoreError(`Segment ${segment} of column ${column} is the one appends go to (or a later one); it cannot be removed.`)
+    const path = join(col.dir, segmentName(segment))
+    this.files!.forget(path)
+    const bytes = await stat(path).then(st => st.size, () => 0)
+    await rm(path, { force: true })
+    await syncDir(col.dir)
+    this.segmentCount--
+    this.byteCount -= bytes
+    this.log?.info({ column, segment, bytes }, 'Removed a compacted shard segment.')
   }
 
   // --- reading ---
