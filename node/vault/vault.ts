@@ -34,7 +34,7 @@ import {
 } from './key-slots.ts'
 import { arrivalKeysMatch, arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
 import { erasureCodec } from './erasure/index.ts'
-import { shardStore, decodeLocator, encodeLocator, type Locator, type ShardStore } from './shards/index.ts'
+import { shardStore, decodeLocator, encodeLocator, type Locator, type SegmentInfo, type ShardStore } from './shards/index.ts'
 import { HEADER_BYTES as SHARD_RECORD_HEADER_BYTES } from './shards/record.ts'
 import { extractSearchText, searchIndex, DEFAULT_FLUSH_EVERY, type SearchIndex } from './search/index.ts'
 import { UnlockThrottle } from './unlock-throttle.ts'
@@ -105,6 +105,8 @@ interface MetaRecord extends StoredMessageMeta {
 }
 
 const SEARCH_IDLE_FLUSH_MS = 30_000
+/** Compaction closes the segment being appended to when it is this big and half garbage. */
+const ROLL_OVER_BYTES = 256 * 1024
 const ID_DIGITS = 16
 const ID_PATTERN = /^[0-9]{16}$/
 const KEY_FORMAT = Buffer.from('F')
@@ -143,6 +145,8 @@ export class Vault implements MailStore {
   private indexing: Promise<void> = Promise.resolve()
   private unlocking: Promise<void> = Promise.resolve()
   private searchFlushTimer: NodeJS.Timeout | undefined
+  /** Shard writes whose locator is not saved yet (see shardWrite). */
+  private readonly shardWrites = new Set<Promise<unknown>>()
   /** While compaction moves records, reads do not repair (the two would race on locators). */
   private compacting = false
   /** Set when an unlock found the arrival public key altered and restored it. */
@@ -513,8 +517,7 @@ export class Vault implements MailStore {
       if (bad.length > loc.m) {
         report.lost.push({ objectId: objectId.toString('hex'), ...this.messageOf(objectId), reason: `${bad.length} of its ${loc.k + loc.m} shards are damaged (shards ${bad.join(', ')}); at most ${loc.m} can be rebuilt` })
       } else if (bad.length > 0) {
-        const repaired = await shards.repair(loc, bad)
-        await this.writeLocatorIfLive(key, repaired)
+        await this.shardWrite(async () => { await this.writeLocatorIfLive(key, await shards.repair(loc, bad)) })
         report.repairedShards += bad.length
       }
       options.onProgress?.(report.objects, entries.length)
@@ -538,24 +541,23 @@ export class Vault implements MailStore {
     const shards = this.shards!
     const minDead = options.minDeadFraction ?? 0.5
     const report: CompactReport = { segmentsRemoved: 0, bytesFreed: 0, objectsMoved: 0 }
-    // Segments first: whatever is stored after this goes to segments marked active here, and
-    // those are never removed, so the locators read next cover every record a victim holds.
-    const segments = (await shards.segments()).filter(s => !s.active)
-    const live = new Map<string, number>()
-    const objects: Array<{ key: Buffer, loc: Locator }> = []
-    for (const [key, value] of await db.iterator({ gt: Buffer.from('o'), lt: Buffer.from('p') }).all()) {
-      let loc: Locator
-      try {
-        loc = decodeLocator(value)
-      } catch {
-        // Where this object's records are is unknown, so no segment may be called garbage.
-        this.log?.warn({ objectId: key.subarray(1).toString('hex') }, 'An unreadable locator stops compaction; scrub reports the object.')
-        return report
-      }
-      objects.push({ key, loc })
-      loc.shards.forEach((s, i) => { const id = `${i}/${s.segment}`; live.set(id, (live.get(id) ?? 0) + SHARD_RECORD_HEADER_BYTES + loc.shardLength) })
+    const garbage = (s: SegmentInfo, live: Map<string, number>): number => s.bytes === 0 ? 1 : (s.bytes - (live.get(`${s.column}/${s.segment}`) ?? 0)) / s.bytes
+    // A segment still being appended to is never removed; one that is big and mostly garbage
+    // (a small vault never fills a 64 MiB segment) is closed first, so the pass below can take it.
+    const first = await this.liveBytes(db)
+    if (first === undefined) return report
+    for (const s of await shards.segments()) {
+      if (s.active && s.bytes >= ROLL_OVER_BYTES && garbage(s, first.live) >= minDead) shards.rollOver(s.column)
     }
-    const victims = new Set(segments.filter(s => s.bytes === 0 || (s.bytes - (live.get(`${s.column}/${s.segment}`) ?? 0)) / s.bytes >= minDead).map(s => `${s.column}/${s.segment}`))
+    // Segments before locators: whatever is stored after this listing goes to segments marked
+    // active in it, which are never removed, so the locators read next cover every record a
+    // victim holds.
+    const segments = (await shards.segments()).filter(s => !s.active)
+    await Promise.allSettled([...this.shardWrites])
+    const current = await this.liveBytes(db)
+    if (current === undefined) return report
+    const { live, objects } = current
+    const victims = new Set(segments.filter(s => garbage(s, live) >= minDead).map(s => `${s.column}/${s.segment}`))
     if (victims.size === 0) return report
     const stuck = new Set<string>()
     this.compacting = true
@@ -584,6 +586,25 @@ export class Vault implements MailStore {
     }
     if (report.segmentsRemoved > 0) this.log?.info({ ...report }, 'Compaction gave back the space of deleted records.')
     return report
+  }
+
+  /** Every locator, and the bytes they point at per segment file; undefined if one is unreadable. */
+  private async liveBytes (db: ClassicLevel<Buffer, Buffer>): Promise<{ live: Map<string, number>, objects: Array<{ key: Buffer, loc: Locator }> } | undefined> {
+    const live = new Map<string, number>()
+    const objects: Array<{ key: Buffer, loc: Locator }> = []
+    for (const [key, value] of await db.iterator({ gt: Buffer.from('o'), lt: Buffer.from('p') }).all()) {
+      let loc: Locator
+      try {
+        loc = decodeLocator(value)
+      } catch {
+        // Where this object's records are is unknown, so no segment may be called garbage.
+        this.log?.warn({ objectId: key.subarray(1).toString('hex') }, 'An unreadable locator stops compaction; scrub reports the object.')
+        return undefined
+      }
+      objects.push({ key, loc })
+      loc.shards.forEach((s, i) => { const id = `${i}/${s.segment}`; live.set(id, (live.get(id) ?? 0) + SHARD_RECORD_HEADER_BYTES + loc.shardLength) })
+    }
+    return { live, objects }
   }
 
   stats (): { messages: number | undefined, damagedRecords: string[], shardBytes: number } {
@@ -665,13 +686,30 @@ export class Vault implements MailStore {
 
   /** Shards first (durable), then one synced index batch that makes the message exist. */
   private async writeMessage (u: Unlocked, meta: MetaRecord, objectId: Buffer, sealed: Buffer, extra: Array<BatchOp<Buffer>>): Promise<void> {
-    const loc = await this.shards!.put(objectId, sealed)
-    await this.commit!.write([
-      { type: 'put', key: KEY_SEQ, value: Buffer.from(String(this.nextSeq)) },
-      { type: 'put', key: objectKey(objectId), value: encodeLocator(loc) },
-      { type: 'put', key: metaKey(meta.id), value: this.sealMeta(u, meta) },
-      ...extra
-    ])
+    await this.shardWrite(async () => {
+      const loc = await this.shards!.put(objectId, sealed)
+      await this.commit!.write([
+        { type: 'put', key: KEY_SEQ, value: Buffer.from(String(this.nextSeq)) },
+        { type: 'put', key: objectKey(objectId), value: encodeLocator(loc) },
+        { type: 'put', key: metaKey(meta.id), value: this.sealMeta(u, meta) },
+        ...extra
+      ])
+    })
+  }
+
+  /**
+   * Runs a write of shard records and then of the locator that points at them. Compaction
+   * waits for the ones under way before it reads locators: records already on disk but not
+   * yet pointed at must not look like garbage.
+   */
+  private async shardWrite<T> (fn: () => Promise<T>): Promise<T> {
+    const running = fn()
+    this.shardWrites.add(running)
+    try {
+      return await running
+    } finally {
+      this.shardWrites.delete(running)
+    }
   }
 
   /** After a repair: unless the object was deleted (or filed) meanwhile, which must not bring it back. */
@@ -716,7 +754,7 @@ export class Vault implements MailStore {
       }
       if (got.damaged.length > 0 && !this.compacting) {
         this.log?.warn({ objectId: loc.objectId.toString('hex'), shards: got.damaged }, 'Damaged shards were rebuilt on read; rewriting them.')
-        await this.writeLocatorIfLive(key, await this.shards!.repair(loc, got.damaged))
+        await this.shardWrite(async () => { await this.writeLocatorIfLive(key, await this.shards!.repair(loc, got.damaged)) })
       }
       return got.data
     }
@@ -747,12 +785,14 @@ export class Vault implements MailStore {
     const raw = Buffer.from(message.raw) // the caller may reuse its buffer while this seals
     const written = (async () => {
       const sealed = await sealArrival(Buffer.from(slots.arrivalPublicKey, 'base64'), objectId, envelope, raw)
-      const loc = await this.shards!.put(objectId, sealed)
-      await this.commit!.write([
-        { type: 'put', key: KEY_SEQ, value: Buffer.from(String(this.nextSeq)) },
-        { type: 'put', key: objectKey(objectId), value: encodeLocator(loc) },
-        { type: 'put', key: arrivalKey(id), value: objectId }
-      ])
+      await this.shardWrite(async () => {
+        const loc = await this.shards!.put(objectId, sealed)
+        await this.commit!.write([
+          { type: 'put', key: KEY_SEQ, value: Buffer.from(String(this.nextSeq)) },
+          { type: 'put', key: objectKey(objectId), value: encodeLocator(loc) },
+          { type: 'put', key: arrivalKey(id), value: objectId }
+        ])
+      })
     })()
     this.pending.set(id, written)
     try {

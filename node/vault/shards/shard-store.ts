@@ -94,6 +94,8 @@ export interface ShardStore {
    * segment appends go to.
    */
   removeSegment (column: number, segment: number): Promise<void>
+  /** Start a new segment in `column` for the next append, so the current one can be compacted. */
+  rollOver (column: number): void
 }
 
 export interface SegmentInfo {
@@ -337,6 +339,17 @@ export class DiskShardStore implements ShardStore {
       }
     }
     return out
+  }
+
+  rollOver (column: number): void {
+    this.writable()
+    const col = this.columns![column]
+    if (col === undefined) throw new ShardStoreError(`There is no column ${column}.`)
+    if (col.size === 0) return
+    // A commit being written keeps its planned places; the next plan starts the new file.
+    col.segment++
+    col.size = 0
+    col.onDisk = false
   }
 
   async removeSegment (column: number, segment: number): Promise<void> {
