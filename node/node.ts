@@ -115,7 +115,11 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     onionKey: identity.onionKey,
     ...(config.relay !== undefined ? { relay: config.relay } : {}),
     idleConnectionMs: config.queue.idleConnectionMs
-  }, { logger, socksEndpoint: () => tor.socksEndpoint() })
+  }, {
+    logger,
+    socksEndpoint: () => tor.socksEndpoint(),
+    refreshOnion: (onion) => { tor.refreshDescriptor(onion).catch(() => {}) }
+  })
   const queue = outboundQueue({
     path: join(config.dataDir, 'queue'),
     domain: identity.domain,

@@ -28,6 +28,12 @@ export interface DeliveryComponents {
   logger: Logger
   /** Tor's SOCKS port; asked at each new connection, since tor may have restarted on another port. */
   socksEndpoint: () => { host: string, port: number }
+  /**
+   * Called when tor could not reach an onion: ask tor to fetch its descriptor afresh, so a
+   * peer that restarted (new introduction points) is reached at the next attempt rather than
+   * after tor's cached descriptor fails on its own.
+   */
+  refreshOnion?: (onion: string) => void
 }
 
 /** A failure of the whole attempt (no connection, peer refused us); `permanent` as in SMTP. */
@@ -70,7 +76,13 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
     connectionsOpened++
     if (destination === RELAY_DESTINATION) return await openRelay()
     const socks = components.socksEndpoint()
-    const socket = await connectViaSocks({ proxyHost: socks.host, proxyPort: socks.port, host: destination, port: 25, isolation: destination, timeoutMs: connectTimeoutMs })
+    let socket
+    try {
+      socket = await connectViaSocks({ proxyHost: socks.host, proxyPort: socks.port, host: destination, port: 25, isolation: destination, timeoutMs: connectTimeoutMs })
+    } catch (err) {
+      components.refreshOnion?.(destination)
+      throw err
+    }
     const connection = await SmtpConnection.open(socket, { ehloName: `${init.onionKey.address}.onion`, timeoutMs: commandTimeoutMs })
     await connection.authOnion(init.onionKey, destination)
     return connection

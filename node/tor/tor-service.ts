@@ -88,6 +88,11 @@ export interface TorService {
   publishOnion (onion: OnionServiceConfig): Promise<string>
   /** Stop publishing an onion (DEL_ONION). */
   removeOnion (address: string): Promise<void>
+  /**
+   * Ask tor to fetch another onion's descriptor again (HSFETCH, control-spec 3.26), replacing
+   * the cached one: after that onion's node restarted, its old introduction points are dead.
+   */
+  refreshDescriptor (address: string): Promise<void>
   status (): TorStatus
   waitForBootstrap (timeoutMs: number): Promise<void>
   /** Resolves once an HSDir accepted the onion's current descriptor (650 HS_DESC UPLOADED). */
@@ -531,6 +536,18 @@ export class TorServiceImpl implements TorService {
     this.#log.info({ onion: address, virtualPort: config.virtualPort, target: config.target }, 'Published onion service.')
     this.#update({})
     return address
+  }
+
+  async refreshDescriptor (address: string): Promise<void> {
+    const label = address.toLowerCase().replace(/\.onion$/, '')
+    const control = this.#control
+    if (control === undefined || !/^[a-z2-7]{56}$/.test(label)) return
+    try {
+      await control.command(`HSFETCH ${label}`)
+    } catch (err) {
+      if (!(err instanceof TorControlError)) throw err
+      this.#log.debug({ err: err.message }, 'tor did not refetch an onion descriptor.')
+    }
   }
 
   async removeOnion (address: string): Promise<void> {
