@@ -70,3 +70,19 @@ describe('relay delivery', () => {
     await d.stop()
   })
 })
+
+describe('onion delivery', () => {
+  it('asks tor to fetch an onion\'s descriptor again when it cannot reach the onion', async () => {
+    const refreshed: string[] = []
+    const peer = `${generateOnionKey().address}.onion`
+    // Nothing listens on port 9 here: the SOCKS connection fails as tor failing would.
+    const d = delivery({ onionKey: generateOnionKey(), idleConnectionMs: 1000, connectTimeoutMs: 2000 }, {
+      logger: silentLogger(),
+      socksEndpoint: () => ({ host: '127.0.0.1', port: 9 }),
+      refreshOnion: (onion) => { refreshed.push(onion) }
+    })
+    await assert.rejects(d.deliver(peer, envelope([`bob@${peer}`])), DeliveryError)
+    assert.deepEqual(refreshed, [peer])
+    await d.stop()
+  })
+})
