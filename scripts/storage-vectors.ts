@@ -16,7 +16,7 @@ import { associatedData, mac, open, VaultKeys } from '../node/vault/crypto.ts'
 import { formatRecoveryCode, slotAssociatedData, KEY_SLOTS_FORMAT, KEY_SLOTS_VERSION } from '../node/vault/key-slots.ts'
 import { erasureCodec, shardSize } from '../node/vault/erasure/index.ts'
 import { encodeLocator } from '../node/vault/shards/index.ts'
-import { recordHeader } from '../node/vault/shards/record.ts'
+import { recordHeader } from '../protocol/shard-record.ts'
 import { documentTerms, searchIndex, type SearchText } from '../node/vault/search/index.ts'
 import { backblazeParityRows } from '../test/harness/reed-solomon-reference.ts'
 

@@ -22,7 +22,7 @@ import {
 import { arrivalKeysMatch, openArrival } from '../node/vault/arrivals.ts'
 import { erasureCodec, shardSize } from '../node/vault/erasure/index.ts'
 import { decodeLocator, encodeLocator, shardStore, type Locator } from '../node/vault/shards/index.ts'
-import { recordHeader, recordProblem } from '../node/vault/shards/record.ts'
+import { recordHeader, recordProblem } from '../protocol/shard-record.ts'
 import { vault as makeVault, VaultError } from '../node/vault/index.ts'
 import { documentTerms, searchIndex, type SearchText } from '../node/vault/search/index.ts'
 

@@ -35,7 +35,7 @@ import {
 import { arrivalKeysMatch, arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
 import { erasureCodec } from './erasure/index.ts'
 import { shardStore, decodeLocator, encodeLocator, type Locator, type SegmentInfo, type ShardStore } from './shards/index.ts'
-import { HEADER_BYTES as SHARD_RECORD_HEADER_BYTES } from './shards/record.ts'
+import { HEADER_BYTES as SHARD_RECORD_HEADER_BYTES } from '../../protocol/shard-record.ts'
 import { extractSearchText, searchIndex, DEFAULT_FLUSH_EVERY, type SearchIndex } from './search/index.ts'
 import { UnlockThrottle } from './unlock-throttle.ts'
 import { MailboxIndex } from './mailbox-index.ts'
@@ -432,8 +432,8 @@ export class Vault implements MailStore {
       const meta = this.mustReadMeta(u, id)
       u.mailbox.delete(id, meta.messageId)
       u.search.remove(Number(id))
-      // todo: the shard records stay until segment compaction, which is not written yet
-      // (spec/storage.md, "Deleting"); without the locator and the metadata they are unreachable.
+      // The shard records stay until compaction finds their segment half garbage (spec/storage.md
+      // 7.10); without the locator and the metadata nothing reaches them.
       await this.commit!.write([{ type: 'del', key: metaKey(id) }, { type: 'del', key: objectKey(Buffer.from(meta.objectId, 'hex')) }])
     })
   }

@@ -39,7 +39,7 @@ import { shardSize, type ErasureCodec } from '../erasure/codec.ts'
 import { ObjectDamagedError, ShardStoreError, type BadShard } from './errors.ts'
 import { FileCache } from './file-cache.ts'
 import { checkLocator, MAX_SHARDS, type Locator, type ShardLocation } from './locator.ts'
-import { HEADER_BYTES, recordHeader, recordProblem } from './record.ts'
+import { HEADER_BYTES, recordHeader, recordProblem } from '../../../protocol/shard-record.ts'
 
 export const SHARD_STORE_FORMAT = 1
 

@@ -16,9 +16,6 @@
 // A record describes itself completely, so a reader can tell a record that belongs to
 // another object, another shard index or another store from the one it was sent to, and
 // never has to trust an offset alone.
-//
-// todo: this is a pure wire format and belongs in protocol/ by the style guide; it sits here
-// because this change may only touch node/vault/shards/.
 import { createHash } from 'node:crypto'
 
 export const RECORD_MAGIC = Buffer.from('SMTS', 'latin1')
