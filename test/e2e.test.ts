@@ -95,7 +95,10 @@ describe('alice and bob over the private Tor network', { timeout: 600_000 }, () 
     assert.ok(delayed.nextAttemptAt !== undefined || delayed.tryingSince !== undefined)
     await bob.restart()
     await published(bob)
-    const copies = await waitFor('bob to receive after coming back', async () => { const m = await findInInbox(bob.node.store, marker); return m.length > 0 && m }, 120_000)
+    // An attempt that began before bob republished waits out its 60 s SOCKS timeout on his old
+    // introduction points; the next uses the descriptor fetched again (HSFETCH) after that
+    // failure, and an HSDir that lags may cost one more round: up to about three minutes.
+    const copies = await waitFor('bob to receive after coming back', async () => { const m = await findInInbox(bob.node.store, marker); return m.length > 0 && m }, 240_000)
       .catch((err: Error) => { throw new Error(`${err.message}; alice's queue: ${JSON.stringify(alice.node.status().queue)}`) })
     assert.equal(copies.length, 1)
     await waitFor('alice\'s queue to empty', () => alice.node.queue.list().length === 0, 10_000)
