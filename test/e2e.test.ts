@@ -27,7 +27,7 @@ async function published (node: TestNode): Promise<void> {
   await node.node.tor.waitForDescriptorUpload(node.identity.onionKey.address, 60_000)
 }
 
-describe('alice and bob over the private Tor network', { timeout: 600_000 }, () => {
+describe('alice and bob over the private Tor network', { timeout: 900_000 }, () => {
   before(async () => {
     network = await sharedTorNetwork()
     ;[alice, bob] = await Promise.all([startTestNode('alice', testSettings(network)), startTestNode('bob', testSettings(network))])
