@@ -126,6 +126,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
 
   /** Entries finished while the vault was locked, to file into Sent at the next unlock. */
   const unfiled = new Map<string, QueueEntry>()
+  let filing: Promise<void> | undefined
 
   async function persist (entry: QueueEntry, raw?: Buffer): Promise<void> {
     const gone = entry.recipients.every(r => r.state !== 'pending') && entry.awaitingFiling !== true
@@ -389,10 +390,14 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     },
     enqueue,
     async fileFinished () {
-      for (const entry of [...unfiled.values()]) {
-        await finish(entry)
-        if (entry.awaitingFiling === undefined) await persist(entry)
-      }
+      // One pass at a time: an unlock may ask twice (its listener and its caller).
+      filing ??= (async () => {
+        for (const entry of [...unfiled.values()]) {
+          await finish(entry)
+          if (entry.awaitingFiling === undefined) await persist(entry)
+        }
+      })().finally(() => { filing = undefined })
+      await filing
     },
     list () {
       return [...entries.values()].map(e => structuredClone(e))
