@@ -29,7 +29,8 @@ usage: smtorp <command> [--data DIR] [options]
   unlock [--recovery]         unlock the running node's vault (passphrase or recovery code)
   lock                        lock the vault: mail still arrives, nothing can be read
   passwd                      change the passphrase (the vault must be unlocked)
-  scrub                       check every shard of the vault and repair damaged ones
+  scrub                       check every shard of the vault, repair damaged ones, and
+                              give back the space of deleted mail
   send   --to ADDR [--to ADDR...] [--subject S] [--body TEXT | < message.eml]
                               send mail through the running node's submission port
   status                      what the node is doing: tor, onion, queue
