@@ -40,6 +40,7 @@ import type { NewMessage, AddResult } from '../node/store/index.ts'
 import { expandedSecretKey, generateOnionKey } from '../protocol/onion.ts'
 import { parseAddress } from '../protocol/address.ts'
 import { rfc5322Date } from '../protocol/message.ts'
+import { quantile } from './lib/stats.ts'
 
 const { values: args } = parseArgs({
   options: {
@@ -61,13 +62,9 @@ const ECHO_BYTES = 32
 // Small helpers
 
 const now = (): number => performance.now()
-
-function quantile (values: number[], q: number): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))
-  return sorted[index]!
-}
+// Nearest rank, as the figures in bench/RESULTS.md were taken.
 const median = (values: number[]): number => quantile(values, 0.5)
+
 const ms = (n: number): string => `${n.toFixed(1)} ms`
 /** Share of samples above `limit`, as a percentage: how often a ~40 ms stall was added. */
 const over = (values: number[], limit: number): string => `${Math.round(100 * values.filter(v => v > limit).length / values.length)}%`

@@ -23,15 +23,10 @@ import { parseArgs } from 'node:util'
 import { nativeErasureCodec } from '../node/vault/erasure/native.ts'
 import { wasmErasureCodec } from '../node/vault/erasure/wasm.ts'
 import type { ErasureCodec } from '../node/vault/erasure/index.ts'
+import { median } from './lib/stats.ts'
 
 const SIZES = [64 * 1024, 1024 * 1024]
 const SHAPES: Array<[k: number, m: number]> = [[4, 2], [10, 4]]
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
 
 async function runFor (ms: number, op: () => unknown): Promise<{ ops: number, ms: number }> {
   const start = performance.now()

@@ -31,21 +31,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ClassicLevel } from 'classic-level'
 import { DEFAULT_FLUSH_EVERY, extractSearchText, searchIndex, STOPWORDS, type SearchText } from '../node/vault/search/index.ts'
+import { prng, quantile } from './lib/stats.ts'
 
 const GOAL_MS = 100
 const MAILPILE_MS = 200 // Mailpile's published 200-400 ms; we compare with its best case
-
-/** mulberry32: small, fast, deterministic. */
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Samples ranks 0..n-1 with P(rank r) proportional to 1 / (r + 1)^s. */
 function zipf (n: number, s: number, random: () => number): () => number {
@@ -182,10 +171,6 @@ async function dirBytes (dir: string): Promise<number> {
   let total = 0
   for (const f of await readdir(dir)) total += (await stat(join(dir, f))).size
   return total
-}
-
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`
@@ -338,7 +323,7 @@ async function main (): Promise<void> {
     const live = Array.from({ length: 20 }, (_, i) => box.message(messages + 1 + i))
     const report = await runQueryChild({ dir, term: keys.term.toString('hex'), postings: keys.postings.toString('hex'), queries, live, firstLiveDoc: messages + 1 })
     const all = report.latencies.map((l) => l.ms).sort((a, b) => a - b)
-    const p95 = percentile(all, 95)
+    const p95 = quantile(all, 0.95)
     console.log(`query process: open ${report.openMs.toFixed(1)} ms (db + index state), ${report.stats.docs} docs; first query (cold) ${report.firstQueryMs.toFixed(1)} ms`)
     console.log('')
     console.log('| queries | n | mean results | p50 ms | p95 ms | max ms |')
@@ -347,12 +332,12 @@ async function main (): Promise<void> {
       const rows = report.latencies.filter((l) => kind === 'all' || l.kind === kind)
       const ms = rows.map((l) => l.ms).sort((a, b) => a - b)
       const meanResults = rows.reduce((n, l) => n + l.results, 0) / rows.length
-      console.log(`| ${kind} | ${rows.length} | ${meanResults.toFixed(1)} | ${percentile(ms, 50).toFixed(2)} | ${percentile(ms, 95).toFixed(2)} | ${ms[ms.length - 1]!.toFixed(2)} |`)
+      console.log(`| ${kind} | ${rows.length} | ${meanResults.toFixed(1)} | ${quantile(ms, 0.5).toFixed(2)} | ${quantile(ms, 0.95).toFixed(2)} | ${ms[ms.length - 1]!.toFixed(2)} |`)
     }
     console.log('')
     console.log(`p95 ${p95.toFixed(2)} ms: ${(p95 / GOAL_MS).toFixed(3)}x the ${GOAL_MS} ms goal, ${(p95 / MAILPILE_MS).toFixed(3)}x Mailpile's ${MAILPILE_MS} ms`)
     const liveSorted = [...report.liveMs].sort((a, b) => a - b)
-    console.log(`live mail: add + flush of one message on the ${report.stats.docs}-message index, median ${percentile(liveSorted, 50).toFixed(1)} ms, max ${liveSorted[liveSorted.length - 1]!.toFixed(1)} ms (${report.liveMs.length} messages; the last one found by its last word: ${report.liveFound})`)
+    console.log(`live mail: add + flush of one message on the ${report.stats.docs}-message index, median ${quantile(liveSorted, 0.5).toFixed(1)} ms, max ${liveSorted[liveSorted.length - 1]!.toFixed(1)} ms (${report.liveMs.length} messages; the last one found by its last word: ${report.liveFound})`)
     console.log(`query process RSS: ${mb(report.rssAfterOpen)} after opening, ${mb(report.rssAfterQueries)} after ${all.length} queries (V8 heap used ${mb(report.heapAfterQueries)}); goal well under 250 MB`)
   } finally {
     await rm(dir, { recursive: true, force: true })

@@ -38,6 +38,7 @@ import { generateOnionKey } from '../protocol/onion.ts'
 import { DEFAULT_RETRY_POLICY } from '../protocol/retry-schedule.ts'
 import { runSmtpSource } from './lib/smtp-source.ts'
 import { measurePostfixIngest } from './lib/postfix-baseline.ts'
+import { median } from './lib/stats.ts'
 
 export interface NodeIngestInit {
   messages: number
@@ -125,12 +126,6 @@ export async function measureNodeIngest (init: NodeIngestInit): Promise<NodeInge
     await store.close()
     await rm(dir, { recursive: true, force: true })
   }
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const fmt = (n: number): string => n.toFixed(0)

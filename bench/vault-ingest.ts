@@ -56,6 +56,7 @@ import type { Vault } from '../node/vault/index.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
 import { preparePeers } from './lib/smtorp-peers.ts'
 import { measurePostfixIngest } from './lib/postfix-baseline.ts'
+import { median } from './lib/stats.ts'
 
 export interface VaultIngestInit {
   messages: number
@@ -199,12 +200,6 @@ export async function measureVaultIngest (init: VaultIngestInit): Promise<VaultI
     await vault?.close().catch(() => {})
     await rm(dir, { recursive: true, force: true })
   }
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
 }
 
 const fmt = (n: number): string => n.toFixed(0)

@@ -28,21 +28,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { openTestVault } from '../test/harness/vault.ts'
+import { prng, quantile } from './lib/stats.ts'
 
 const SEARCH_GOAL_MS = 100
 const MAILPILE_MS = 200
 const RSS_GOAL_MB = 250
-
-function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** The same mailbox in the builder and the measuring child. */
 function mailbox (count: number): { message: (n: number) => { raw: Buffer, from: string }, word: (rank: number) => string, correspondent: (i: number) => string } {
@@ -80,10 +70,6 @@ function mailbox (count: number): { message: (n: number) => { raw: Buffer, from:
       return { raw, from }
     }
   }
-}
-
-function percentile (sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!
 }
 
 async function duSize (dir: string): Promise<number> {
@@ -158,12 +144,12 @@ async function measure (dir: string, messages: number, queries: number): Promise
   await vault.close()
   times.sort((a, b) => a - b)
   reads.sort((a, b) => a - b)
-  const p95 = percentile(times, 0.95)
+  const p95 = quantile(times, 0.95)
   console.log(`unlock with ${count} messages: ${Math.round(unlockMs)} ms`)
-  console.log(`search: ${queries} queries, p50 ${percentile(times, 0.5).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${times.at(-1)!.toFixed(1)} ms (${(hits / queries).toFixed(1)} results per query)`)
-  for (const [kind, list] of byKind) { list.sort((a, b) => a - b); console.log(`  ${kind.padEnd(12)} p50 ${percentile(list, 0.5).toFixed(1)} ms, p95 ${percentile(list, 0.95).toFixed(1)} ms`) }
+  console.log(`search: ${queries} queries, p50 ${quantile(times, 0.5).toFixed(1)} ms, p95 ${p95.toFixed(1)} ms, max ${times.at(-1)!.toFixed(1)} ms (${(hits / queries).toFixed(1)} results per query)`)
+  for (const [kind, list] of byKind) { list.sort((a, b) => a - b); console.log(`  ${kind.padEnd(12)} p50 ${quantile(list, 0.5).toFixed(1)} ms, p95 ${quantile(list, 0.95).toFixed(1)} ms`) }
   console.log(`  p95 / goal ${SEARCH_GOAL_MS} ms = ${(p95 / SEARCH_GOAL_MS).toFixed(2)}; p95 / Mailpile's ${MAILPILE_MS} ms = ${(p95 / MAILPILE_MS).toFixed(2)}`)
-  console.log(`read: 300 random messages, p50 ${percentile(reads, 0.5).toFixed(2)} ms, p95 ${percentile(reads, 0.95).toFixed(2)} ms (verify, rebuild if needed, decrypt)`)
+  console.log(`read: 300 random messages, p50 ${quantile(reads, 0.5).toFixed(2)} ms, p95 ${quantile(reads, 0.95).toFixed(2)} ms (verify, rebuild if needed, decrypt)`)
   console.log(`RSS after unlock, searches and reads: ${rssMb.toFixed(0)} MB (goal < ${RSS_GOAL_MB} MB: ratio ${(rssMb / RSS_GOAL_MB).toFixed(2)}); JS heap ${(memory.heapUsed / 1048576).toFixed(0)} MB used of ${(memory.heapTotal / 1048576).toFixed(0)} MB, external ${(memory.external / 1048576).toFixed(0)} MB`)
 }
 

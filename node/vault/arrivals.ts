@@ -44,17 +44,6 @@ export function arrivalPublicKeyOf (privateKey: Buffer): Buffer {
   return Buffer.from(jwk.x!, 'base64url')
 }
 
-/** Whether `privateKey` is the private half of `publicKey` (checked at unlock). */
-export async function arrivalKeysMatch (pair: ArrivalKeyPair): Promise<boolean> {
-  const probe = await sealArrival(pair.publicKey, Buffer.alloc(16), { folder: 'Inbox', from: '', to: [], flags: [], receivedAt: 0 }, Buffer.alloc(0))
-  try {
-    await openArrival(pair.privateKey, Buffer.alloc(16), probe)
-    return true
-  } catch {
-    return false
-  }
-}
-
 /**
  * version (1) | enc (32) | HPKE ciphertext of: envelope length (u32 BE) | envelope JSON | message.
  * The object id is the associated data, so a sealed arrival cannot be moved to another object.

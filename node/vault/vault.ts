@@ -32,7 +32,7 @@ import {
   makeSlot, newRecoveryCode, openSlots, parseRecoveryCode, readKeySlots, writeKeySlots, WrongSecretError,
   KEY_SLOTS_FORMAT, KEY_SLOTS_VERSION, PASSPHRASE_KDF, RECOVERY_KDF, type Argon2idParams, type KeySlotsFile
 } from './key-slots.ts'
-import { arrivalKeysMatch, arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
+import { arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
 import { erasureCodec } from './erasure/index.ts'
 import { shardStore, decodeLocator, encodeLocator, type Locator, type SegmentInfo, type ShardStore } from './shards/index.ts'
 import { HEADER_BYTES as SHARD_RECORD_HEADER_BYTES } from '../../protocol/shard-record.ts'
@@ -819,23 +819,22 @@ export class Vault implements MailStore {
       keys.wipe()
       throw new VaultError('The arrival key in the key slots file failed authentication.', { cause: err })
     }
-    if (!await arrivalKeysMatch({ publicKey: Buffer.from(slots.arrivalPublicKey, 'base64'), privateKey: arrivalPrivateKey })) {
+    const genuinePublicKey = arrivalPublicKeyOf(arrivalPrivateKey)
+    if (!genuinePublicKey.equals(Buffer.from(slots.arrivalPublicKey, 'base64'))) {
       // Someone who could write the data directory replaced the public half, so mail arriving
       // while locked was sealed to them. Put the right one back (it follows from the private
       // key, which is authenticated) and say so loudly; what was sealed to the wrong key stays
       // in the arrivals, unreadable, and is reported when filing.
       this.log?.error('The arrival public key in the key slots file was not the vault\'s: it was altered. It is restored now; mail that arrived while locked may have been readable by whoever altered it.')
-      const restored: KeySlotsFile = { ...slots, generation: slots.generation + 1, arrivalPublicKey: arrivalPublicKeyOf(arrivalPrivateKey).toString('base64') }
+      const restored: KeySlotsFile = { ...slots, generation: slots.generation + 1, arrivalPublicKey: genuinePublicKey.toString('base64') }
       await writeKeySlots(this.init.dir, restored)
       this.slots = restored
       this.arrivalKeyRestored = true
     }
     const mailbox = new MailboxIndex()
     this.damagedRecords.clear()
-    const u: Unlocked = {
-      master, keys, arrivalPrivateKey, mailbox,
-      search: searchIndex({ db, keys: { term: keys.searchTerm, postings: keys.searchPostings }, flushEvery: this.init.searchFlushEvery, ...(this.log !== undefined ? { logger: this.log } : {}) })
-    }
+    const newSearchIndex = (): SearchIndex => searchIndex({ db, keys: { term: keys.searchTerm, postings: keys.searchPostings }, flushEvery: this.init.searchFlushEvery, ...(this.log !== undefined ? { logger: this.log } : {}) })
+    const u: Unlocked = { master, keys, arrivalPrivateKey, mailbox, search: newSearchIndex() }
     for await (const [key, value] of db.iterator({ gt: Buffer.from('m'), lt: Buffer.from('n') })) {
       const id = key.subarray(1).toString('latin1')
       try {
@@ -853,7 +852,7 @@ export class Vault implements MailStore {
     } catch (err) {
       this.log?.error({ err: (err as Error).message }, 'The search index cannot be read; it will be rebuilt.')
       await this.clearSearchIndex()
-      u.search = searchIndex({ db, keys: { term: keys.searchTerm, postings: keys.searchPostings }, flushEvery: this.init.searchFlushEvery })
+      u.search = newSearchIndex()
       await u.search.open()
     }
     this.unlocked = u
