@@ -172,7 +172,7 @@ export function mailStoreCompliance (name: string, makeStore: () => Promise<Stor
       })
 
       it('keeps arrival order across folders interleaved', async () => {
-        const byFolder: Record<Folder, string[]> = { Inbox: [], Sent: [], Outbox: [] }
+        const byFolder = Object.fromEntries(FOLDERS.map(f => [f, [] as string[]])) as Record<Folder, string[]>
         for (let i = 0; i < 30; i++) {
           const folder = FOLDERS[i % FOLDERS.length]!
           byFolder[folder].push((await store.add(message({ folder }))).meta.id)

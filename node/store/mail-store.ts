@@ -15,8 +15,12 @@
 // The implementation is the vault (node/vault/), which adds what this contract does not
 // cover: locking (calls other than `add` then fail with VaultLockedError), search and scrub.
 
-export type Folder = 'Inbox' | 'Sent' | 'Outbox'
-export const FOLDERS: readonly Folder[] = ['Inbox', 'Sent', 'Outbox']
+export type Folder = 'Inbox' | 'Sent' | 'Outbox' | 'Drafts' | 'Trash'
+/**
+ * Append only: the vault keeps a folder as its index in this list (node/vault/mailbox-index.ts,
+ * 3 bits, so at most 8), and stored names must keep their meaning.
+ */
+export const FOLDERS: readonly Folder[] = ['Inbox', 'Sent', 'Outbox', 'Drafts', 'Trash']
 
 export interface StoredMessageMeta {
   id: string
@@ -30,6 +34,16 @@ export interface StoredMessageMeta {
   receivedAt: number
   size: number
   flags: string[]
+  /**
+   * What a message list shows, read from the header block when the message was stored
+   * (protocol/message.ts summarizeHeaders). Absent for messages stored before stores kept it.
+   * Subject and From header decoded ('' when missing); Date header in ms since the epoch when
+   * it parses; thread: the Message-ID of the thread's root ('' when the message names none).
+   */
+  subject?: string
+  headerFrom?: string
+  date?: number
+  thread?: string
 }
 
 export interface StoredMessage extends StoredMessageMeta {

@@ -1,25 +1,47 @@
 // What an unlocked vault keeps in memory about every message: its folder and flags (the
-// parts that change, so the latest call always wins), and its Message-ID per folder (to drop
-// duplicates). Everything else about a message stays sealed on disk and is opened when asked
-// for. One number per message: with 100,000 messages this is a few MiB, not the ~70 MiB of
-// keeping whole metadata records (bench/RESULTS.md, "Vault with 100,000 messages").
+// parts that change, so the latest call always wins), its Message-ID per folder (to drop
+// duplicates and to find a thread's root), the thread of every reply, and per-folder counts.
+// Everything else about a message stays sealed on disk and is opened when asked for. One
+// number per message (and a digest per reply): with 100,000 messages this is a few MiB, not
+// the ~70 MiB of keeping whole metadata records (bench/RESULTS.md, "Vault with 100,000 messages").
 import { createHash } from 'node:crypto'
 import { FOLDERS, type Folder } from '../store/mail-store.ts'
 
+/** The folder is its index in FOLDERS, so FOLDERS only ever grows at the end (at most 8). */
 const FOLDER_BITS = 3
+const FOLDER_MASK = (1 << FOLDER_BITS) - 1
+
+/** Several ids under one key: most keys have exactly one, kept as a plain string. */
+type Ids = string | string[]
 
 export class MailboxIndex {
-  /** id → folder index | flag set index << FOLDER_BITS */
+  /**
+   * id → folder index | flag set index << FOLDER_BITS, in ascending id order (see ensureSorted).
+   * Map iteration follows insertion, and `set` on a key already present keeps its place, so
+   * setFlags and move never disturb the order; only a new id smaller than one already here
+   * can (an arrival filed late, or filed while a newer add ran), and that is put right lazily.
+   */
   private readonly entries = new Map<string, number>()
+  private newestId = ''
+  private ordered = true
   /** Distinct flag sets, shared by every message that has the same one. */
   private readonly flagSets: Array<readonly string[]> = [[]]
   private readonly flagSetIds = new Map<string, number>([['', 0]])
+  /** Per flag set: whether it has \Seen (for unread counts). */
+  private readonly flagSetSeen: boolean[] = [false]
   /**
    * duplicateKey(folder, messageId) → the id, or the ids (ascending) when there are several.
    * The key is a digest, not the Message-ID: a string cut from the record's JSON would keep the
    * whole JSON text alive, and most messages have exactly one id here.
    */
-  private readonly byMessageId = new Map<string, string | string[]>()
+  private readonly byMessageId = new Map<string, Ids>()
+  /**
+   * threadKey(root Message-ID) → ids of the replies in that thread: only messages whose thread
+   * differs from their own Message-ID, as the root is found through byMessageId.
+   */
+  private readonly byThread = new Map<string, Ids>()
+  private readonly totals: number[] = FOLDERS.map(() => 0)
+  private readonly unseen: number[] = FOLDERS.map(() => 0)
 
   get size (): number { return this.entries.size }
 
@@ -27,7 +49,7 @@ export class MailboxIndex {
 
   folderOf (id: string): Folder | undefined {
     const packed = this.entries.get(id)
-    return packed === undefined ? undefined : FOLDERS[packed & ((1 << FOLDER_BITS) - 1)]
+    return packed === undefined ? undefined : FOLDERS[packed & FOLDER_MASK]
   }
 
   flagsOf (id: string): string[] {
@@ -35,48 +57,116 @@ export class MailboxIndex {
     return packed === undefined ? [] : [...this.flagSets[packed >>> FOLDER_BITS]!]
   }
 
-  /** Add a message, or change its folder or flags; `messageId` keeps the duplicate index right. */
-  set (id: string, folder: Folder, flags: readonly string[], messageId: string | undefined): void {
-    const before = this.folderOf(id)
-    if (before !== undefined && before !== folder && messageId !== undefined) this.unlink(before, messageId, id)
-    if (messageId !== undefined && before !== folder) {
-      const key = duplicateKey(folder, messageId)
-      const ids = this.byMessageId.get(key)
-      this.byMessageId.set(key, ids === undefined ? id : [...(typeof ids === 'string' ? [ids] : ids), id].sort())
+  /**
+   * Add a message, or change its folder or flags; `messageId` keeps the duplicate index right.
+   * `thread` (the root's Message-ID) counts only when the message is new: it never changes.
+   */
+  set (id: string, folder: Folder, flags: readonly string[], messageId: string | undefined, thread?: string): void {
+    const folderIndex = FOLDERS.indexOf(folder)
+    if (folderIndex < 0) throw new Error(`Unknown folder ${String(folder)}.`)
+    const old = this.entries.get(id)
+    const before = old === undefined ? undefined : FOLDERS[old & FOLDER_MASK]
+    if (before !== undefined && before !== folder && messageId !== undefined) unlink(this.byMessageId, duplicateKey(before, messageId), id)
+    if (messageId !== undefined && before !== folder) link(this.byMessageId, duplicateKey(folder, messageId), id)
+    if (old === undefined) {
+      if (id < this.newestId) this.ordered = false; else this.newestId = id
+      if (thread !== undefined && thread !== '' && thread !== messageId) link(this.byThread, threadKey(thread), id)
+    } else {
+      this.count(old, -1)
     }
-    this.entries.set(id, FOLDERS.indexOf(folder) | (this.flagSetId(flags) << FOLDER_BITS))
+    const packed = folderIndex | (this.flagSetId(flags) << FOLDER_BITS)
+    this.entries.set(id, packed)
+    this.count(packed, 1)
   }
 
-  delete (id: string, messageId: string | undefined): void {
-    const folder = this.folderOf(id)
-    if (folder === undefined) return
-    if (messageId !== undefined) this.unlink(folder, messageId, id)
+  delete (id: string, messageId: string | undefined, thread?: string): void {
+    const packed = this.entries.get(id)
+    if (packed === undefined) return
+    if (messageId !== undefined) unlink(this.byMessageId, duplicateKey(FOLDERS[packed & FOLDER_MASK]!, messageId), id)
+    if (thread !== undefined && thread !== '' && thread !== messageId) unlink(this.byThread, threadKey(thread), id)
+    this.count(packed, -1)
     this.entries.delete(id)
   }
 
   /** Ids in `folder` whose Message-ID is `messageId`, oldest first. */
   duplicates (folder: Folder, messageId: string): readonly string[] {
-    const ids = this.byMessageId.get(duplicateKey(folder, messageId))
-    return ids === undefined ? [] : typeof ids === 'string' ? [ids] : ids
+    return asArray(this.byMessageId.get(duplicateKey(folder, messageId)))
   }
 
   /** Ids, in arrival order; of one folder if given. */
   ids (folder?: Folder): string[] {
+    this.ensureSorted()
     const out: string[] = []
     const wanted = folder === undefined ? -1 : FOLDERS.indexOf(folder)
-    for (const [id, packed] of this.entries) if (wanted < 0 || (packed & ((1 << FOLDER_BITS) - 1)) === wanted) out.push(id)
-    return out.sort()
+    for (const [id, packed] of this.entries) if (wanted < 0 || (packed & FOLDER_MASK) === wanted) out.push(id)
+    return out
+  }
+
+  /**
+   * Up to `count` ids of `folder` below `before` (all if not given), newest first, leaving out
+   * those `skip` names. One pass over the ids up to `before`; no sorting.
+   */
+  newest (folder: Folder, count: number, before?: string, skip?: (id: string) => boolean): string[] {
+    if (count <= 0) return []
+    this.ensureSorted()
+    const wanted = FOLDERS.indexOf(folder)
+    let kept: string[] = []
+    for (const [id, packed] of this.entries) {
+      if (before !== undefined && id >= before) break
+      if ((packed & FOLDER_MASK) !== wanted || skip?.(id) === true) continue
+      kept.push(id)
+      if (kept.length >= 2 * count) kept = kept.slice(count) // only the last `count` can be returned
+    }
+    return kept.slice(-count).reverse()
+  }
+
+  /** Messages and messages without \Seen, per folder. */
+  counts (): Map<Folder, { total: number, unread: number }> {
+    return new Map(FOLDERS.map((folder, i) => [folder, { total: this.totals[i]!, unread: this.unseen[i]! }]))
+  }
+
+  /**
+   * Ids of the thread whose root has Message-ID `root`, oldest first, in every folder: the
+   * root (a message with that Message-ID, in any folder) and the replies that name it.
+   */
+  thread (root: string): string[] {
+    if (root === '') return []
+    const ids = new Set(asArray(this.byThread.get(threadKey(root))))
+    for (const folder of FOLDERS) for (const id of this.duplicates(folder, root)) ids.add(id)
+    return [...ids].sort()
+  }
+
+  /** thread(root).length, without building the list. */
+  threadSize (root: string): number {
+    if (root === '') return 0
+    let size = asArray(this.byThread.get(threadKey(root))).length
+    for (const folder of FOLDERS) size += this.duplicates(folder, root).length
+    return size
   }
 
   clear (): void {
     this.entries.clear()
     this.byMessageId.clear()
+    this.byThread.clear()
+    this.totals.fill(0)
+    this.unseen.fill(0)
+    this.newestId = ''
+    this.ordered = true
   }
 
-  private unlink (folder: Folder, messageId: string, id: string): void {
-    const key = duplicateKey(folder, messageId)
-    const ids = this.duplicates(folder, messageId).filter(x => x !== id)
-    if (ids.length === 0) this.byMessageId.delete(key); else this.byMessageId.set(key, ids.length === 1 ? ids[0]! : ids)
+  /** Put the entries back in ascending id order if a late id came in (rare: see `entries`). */
+  private ensureSorted (): void {
+    if (this.ordered) return
+    const all = [...this.entries].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
+    this.entries.clear()
+    for (const [id, packed] of all) this.entries.set(id, packed)
+    this.ordered = true
+  }
+
+  private count (packed: number, delta: number): void {
+    const folder = packed & FOLDER_MASK
+    this.totals[folder]! += delta
+    if (!this.flagSetSeen[packed >>> FOLDER_BITS]!) this.unseen[folder]! += delta
   }
 
   private flagSetId (flags: readonly string[]): number {
@@ -84,13 +174,33 @@ export class MailboxIndex {
     let index = this.flagSetIds.get(key)
     if (index === undefined) {
       index = this.flagSets.push(Object.freeze([...flags])) - 1
+      this.flagSetSeen[index] = flags.includes('\\Seen')
       this.flagSetIds.set(key, index)
     }
     return index
   }
 }
 
-/** 132 bits of SHA-256 over folder and Message-ID: in memory only, never stored. */
+function asArray (ids: Ids | undefined): readonly string[] {
+  return ids === undefined ? [] : typeof ids === 'string' ? [ids] : ids
+}
+
+function link (map: Map<string, Ids>, key: string, id: string): void {
+  const ids = map.get(key)
+  map.set(key, ids === undefined ? id : [...asArray(ids), id].sort())
+}
+
+function unlink (map: Map<string, Ids>, key: string, id: string): void {
+  const ids = asArray(map.get(key)).filter(x => x !== id)
+  if (ids.length === 0) map.delete(key); else map.set(key, ids.length === 1 ? ids[0]! : ids)
+}
+
+/** 128 bits of SHA-256 over folder and Message-ID: in memory only, never stored. */
 function duplicateKey (folder: Folder, messageId: string): string {
   return createHash('sha256').update(folder).update('\0').update(messageId).digest().toString('base64url', 0, 16)
+}
+
+/** The same for a thread root; "\u0001" keeps it apart from every duplicateKey. */
+function threadKey (root: string): string {
+  return createHash('sha256').update('\u0001thread\0').update(root).digest().toString('base64url', 0, 16)
 }

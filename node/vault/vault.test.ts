@@ -126,7 +126,7 @@ describe('Vault unlocking', () => {
     await v.lock()
     assert.equal(v.state(), 'locked')
     await assert.rejects(v.get(id), VaultLockedError)
-    for (let i = 0; i < 3; i++) await assert.rejects(v.unlock({ passphrase: 'wrong passphrase' }), /^VaultError: Wrong passphrase\.$/)
+    for (let i = 0; i < 3; i++) await assert.rejects(v.unlock({ passphrase: 'wrong passphrase' }), /^WrongSecretError: Wrong passphrase\.$/)
     // After three failures the next attempt, even with the right passphrase, must wait.
     await assert.rejects(v.unlock({ passphrase: TEST_PASSPHRASE }), (err: Error) => err instanceof UnlockThrottledError && /try again in 1 s/.test(err.message))
     assert.equal(v.unlockDelaySeconds(), 1)
@@ -153,7 +153,7 @@ describe('Vault unlocking', () => {
   it('says what is wrong with a malformed or wrong recovery code', async () => {
     await v.lock()
     await assert.rejects(v.unlock({ recoveryCode: 'ABCD-1234' }), /not a recovery code/)
-    await assert.rejects(v.unlock({ recoveryCode: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA' }), /^VaultError: Wrong recovery code\.$/)
+    await assert.rejects(v.unlock({ recoveryCode: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA' }), /^WrongSecretError: Wrong recovery code\.$/)
     await new Promise(resolve => setTimeout(resolve, 1100))
     await v.unlock({ passphrase: 'a new passphrase' })
   })

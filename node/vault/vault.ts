@@ -29,7 +29,8 @@ import {
 } from '../store/mail-store.ts'
 import { associatedData, mac, open, seal, TamperError, VaultKeys } from './crypto.ts'
 import {
-  makeSlot, newRecoveryCode, openSlots, parseRecoveryCode, readKeySlots, writeKeySlots, WrongSecretError,
+  // key-slots.ts says which secret opened no slot; the vault turns that into its own WrongSecretError.
+  makeSlot, newRecoveryCode, openSlots, parseRecoveryCode, readKeySlots, writeKeySlots, WrongSecretError as SlotNotOpenedError,
   KEY_SLOTS_FORMAT, KEY_SLOTS_VERSION, PASSPHRASE_KDF, RECOVERY_KDF, type Argon2idParams, type KeySlotsFile
 } from './key-slots.ts'
 import { arrivalPublicKeyOf, newArrivalKeyPair, openArrival, sealArrival, type ArrivalEnvelope } from './arrivals.ts'
@@ -39,6 +40,7 @@ import { HEADER_BYTES as SHARD_RECORD_HEADER_BYTES } from '../../protocol/shard-
 import { extractSearchText, searchIndex, DEFAULT_FLUSH_EVERY, type SearchIndex } from './search/index.ts'
 import { UnlockThrottle } from './unlock-throttle.ts'
 import { MailboxIndex } from './mailbox-index.ts'
+import { summarizeHeaders } from '../../protocol/message.ts'
 
 export const VAULT_INDEX_FORMAT = 1
 
@@ -67,10 +69,15 @@ export class VaultLockedError extends VaultError {
   constructor () { super('The vault is locked: unlock it with the passphrase or the recovery code.') }
 }
 
+/** The passphrase or recovery code opened no key slot. */
+export class WrongSecretError extends VaultError {
+  override name = 'WrongSecretError'
+}
+
 /** Too many wrong secrets in a row: the next attempt must wait. */
 export class UnlockThrottledError extends VaultError {
   override name = 'UnlockThrottledError'
-  constructor (readonly waitSeconds: number) { super(`Too many wrong attempts: try again in ${waitSeconds} s.`) }
+  constructor (readonly retryAfterSeconds: number) { super(`Too many wrong attempts: try again in ${retryAfterSeconds} s.`) }
 }
 
 /** A message whose shards or ciphertext cannot give back its bytes. */
@@ -105,6 +112,8 @@ interface MetaRecord extends StoredMessageMeta {
 }
 
 const SEARCH_IDLE_FLUSH_MS = 30_000
+/** Most messages one page() returns, and one synced batch of emptyFolder() removes. */
+const MAX_PAGE = 500
 /** Compaction closes the segment being appended to when it is this big and half garbage. */
 const ROLL_OVER_BYTES = 256 * 1024
 const ID_DIGITS = 16
@@ -121,7 +130,7 @@ interface Unlocked {
   master: Buffer
   keys: VaultKeys
   arrivalPrivateKey: Buffer
-  /** Folder and flags of every message, and the duplicate index; the rest stays sealed. */
+  /** Folder and flags of every message, the duplicate and thread indexes, counts; the rest stays sealed. */
   mailbox: MailboxIndex
   search: SearchIndex
 }
@@ -143,6 +152,8 @@ export class Vault implements MailStore {
   private readonly throttle = new UnlockThrottle()
   private readonly unlockListeners = new Set<() => void>()
   private indexing: Promise<void> = Promise.resolve()
+  /** Messages handed to the indexer since it was last idle, and how many of them are done. */
+  private indexProgress = { done: 0, total: 0 }
   private unlocking: Promise<void> = Promise.resolve()
   private searchFlushTimer: NodeJS.Timeout | undefined
   /** Shard writes whose locator is not saved yet (see shardWrite). */
@@ -264,6 +275,30 @@ export class Vault implements MailStore {
     const slots = this.slots
     if (slots === undefined) throw new VaultError('There is no vault yet: run "smtorp init" first.')
     if (this.unlocked !== undefined) return
+    const master = await this.openMaster(slots, secret)
+    try {
+      await this.unlockWith(master)
+    } catch (err) {
+      if ((this.unlocked as Unlocked | undefined)?.master !== master) master.fill(0)
+      throw err
+    }
+    this.log?.info({ with: 'passphrase' in secret ? 'passphrase' : 'recovery code' }, 'The vault was unlocked.')
+  }
+
+  /**
+   * Check a passphrase or recovery code against the key slots, changing nothing else: the UI
+   * signs the owner in while the vault is already unlocked. Throttled and counted as unlock is,
+   * with the same errors; works locked or unlocked, and never unlocks.
+   */
+  async checkSecret (secret: UnlockSecret): Promise<void> {
+    this.ready()
+    const slots = this.slots
+    if (slots === undefined) throw new VaultError('There is no vault yet: run "smtorp init" first.')
+    ;(await this.openMaster(slots, secret)).fill(0)
+  }
+
+  /** The master key the secret opens, under the throttle: wrong secrets count, a right one resets. */
+  private async openMaster (slots: KeySlotsFile, secret: UnlockSecret): Promise<Buffer> {
     const wait = this.throttle.waitSeconds()
     if (wait > 0) throw new UnlockThrottledError(wait)
     let master: Buffer
@@ -272,21 +307,15 @@ export class Vault implements MailStore {
         ? await openSlots(slots, 'passphrase', Buffer.from(secret.passphrase.normalize('NFC'), 'utf8'))
         : await openSlots(slots, 'recovery', parseRecoveryCode(secret.recoveryCode))
     } catch (err) {
-      if (err instanceof WrongSecretError) {
+      if (err instanceof SlotNotOpenedError) {
         this.throttle.failed()
-        this.log?.warn({ failures: this.throttle.failures }, 'An unlock attempt failed.')
-        throw new VaultError(err.message)
+        this.log?.warn({ failures: this.throttle.failures }, 'A passphrase or recovery code was wrong.')
+        throw new WrongSecretError(err.message)
       }
       throw new VaultError((err as Error).message)
     }
     this.throttle.succeeded()
-    try {
-      await this.unlockWith(master)
-    } catch (err) {
-      if ((this.unlocked as Unlocked | undefined)?.master !== master) master.fill(0)
-      throw err
-    }
-    this.log?.info({ with: 'passphrase' in secret ? 'passphrase' : 'recovery code' }, 'The vault was unlocked.')
+    return master
   }
 
   /** Seconds until another unlock attempt is allowed (0: now). */
@@ -360,16 +389,17 @@ export class Vault implements MailStore {
         receivedAt: Date.now(),
         size: message.raw.byteLength,
         flags,
+        ...summaryOf(message.raw),
         objectId: objectId.toString('hex')
       }
-      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
+      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId, meta.thread)
       const sealed = seal(u.keys.objectKey(objectId), message.raw, associatedData('message', objectId))
       const written = this.writeMessage(u, meta, objectId, sealed, [])
       this.pending.set(id, written)
       try {
         await written
       } catch (err) {
-        u.mailbox.delete(id, meta.messageId)
+        u.mailbox.delete(id, meta.messageId, meta.thread)
         throw new VaultError('Storing the message failed.', { cause: err })
       } finally {
         this.pending.delete(id)
@@ -387,6 +417,16 @@ export class Vault implements MailStore {
       if (meta === undefined) return undefined
       const raw = await this.readObject(u, meta)
       return { ...publicMeta(meta), raw }
+    })
+  }
+
+  /** A message's metadata without its body (one sealed record opened, no shards read). */
+  async meta (id: string): Promise<StoredMessageMeta | undefined> {
+    return await this.withKeys(async (u) => {
+      if (!ID_PATTERN.test(id)) return undefined
+      await this.settled(id)
+      const meta = this.readMeta(u, id)
+      return meta === undefined ? undefined : publicMeta(meta)
     })
   }
 
@@ -429,12 +469,108 @@ export class Vault implements MailStore {
   async remove (id: string): Promise<void> {
     await this.withKeys(async (u) => {
       await this.settled(id)
-      const meta = this.mustReadMeta(u, id)
-      u.mailbox.delete(id, meta.messageId)
-      u.search.remove(Number(id))
-      // The shard records stay until compaction finds their segment half garbage (spec/storage.md
-      // 7.10); without the locator and the metadata nothing reaches them.
-      await this.commit!.write([{ type: 'del', key: metaKey(id) }, { type: 'del', key: objectKey(Buffer.from(meta.objectId, 'hex')) }])
+      await this.commit!.write(this.forget(u, this.mustReadMeta(u, id)))
+    })
+  }
+
+  /**
+   * Take a message out of memory and the search index, and return the writes that delete it.
+   * The shard records stay until compaction finds their segment half garbage (spec/storage.md
+   * 7.10); without the locator and the metadata nothing reaches them.
+   */
+  private forget (u: Unlocked, meta: MetaRecord): Array<BatchOp<Buffer>> {
+    u.mailbox.delete(meta.id, meta.messageId, meta.thread)
+    u.search.remove(Number(meta.id))
+    return [{ type: 'del', key: metaKey(meta.id) }, { type: 'del', key: objectKey(Buffer.from(meta.objectId, 'hex')) }]
+  }
+
+  // --- Lists for the UI: pages, counts, threads, emptying a folder --------------------------
+
+  /**
+   * One page of a folder, newest first: at most `limit` (capped at 500) messages with ids below
+   * `before`. Ids come from memory; only the returned messages' records are opened. Pass
+   * `nextBefore` as `before` for the next (older) page; it is absent on the last one.
+   */
+  async page (folder: Folder, options: { before?: string, limit: number }): Promise<{ messages: StoredMessageMeta[], nextBefore?: string }> {
+    if (!FOLDERS.includes(folder)) throw new MailStoreError(`Unknown folder ${String(folder)}.`)
+    const { before } = options
+    if (before !== undefined && !ID_PATTERN.test(before)) throw new MailStoreError(`"before" must be a message id, not ${JSON.stringify(before)}.`)
+    if (!Number.isInteger(options.limit) || options.limit < 1) throw new MailStoreError('"limit" must be a whole number of at least 1.')
+    const limit = Math.min(options.limit, MAX_PAGE)
+    return await this.withKeys(async (u) => {
+      // As list(): adds under way are waited for; one that began meanwhile is left out.
+      await Promise.allSettled([...this.pending.values()])
+      const ids = u.mailbox.newest(folder, limit + 1, before, id => this.pending.has(id))
+      const messages: StoredMessageMeta[] = []
+      for (const id of ids.slice(0, limit)) {
+        const meta = this.readMeta(u, id)
+        if (meta !== undefined) messages.push(publicMeta(meta))
+      }
+      return ids.length > limit ? { messages, nextBefore: ids[limit - 1]! } : { messages }
+    })
+  }
+
+  /** Messages and unread messages (no \Seen flag) per folder, from memory. */
+  async counts (): Promise<Map<Folder, { total: number, unread: number }>> {
+    return await this.withKeys(async (u) => u.mailbox.counts())
+  }
+
+  /**
+   * Every message of the thread that message `id` belongs to, oldest first (by id, which is
+   * arrival order), itself included, from every folder, Trash too: each carries its folder, so
+   * the caller decides what to show. The thread is the root Message-ID its summary names
+   * (StoredMessageMeta.thread); messages stored without a summary are found only as roots.
+   * Opens only the records of the thread's messages.
+   */
+  async thread (id: string): Promise<StoredMessageMeta[]> {
+    return await this.withKeys(async (u) => {
+      await this.settled(id)
+      const meta = this.readMeta(u, id)
+      if (meta === undefined) return []
+      const root = meta.thread ?? meta.messageId ?? ''
+      const ids = u.mailbox.thread(root)
+      if (!ids.includes(id)) ids.push(id) // no Message-ID and no summary: a thread of one
+      const out: StoredMessageMeta[] = []
+      for (const member of ids.sort()) {
+        await this.settled(member)
+        const m = member === id ? meta : this.readMeta(u, member)
+        if (m !== undefined) out.push(publicMeta(m))
+      }
+      return out
+    })
+  }
+
+  /**
+   * How many messages the vault holds in the thread whose root Message-ID is `thread` (a
+   * StoredMessageMeta's `thread`), in every folder; 0 when locked or for ''. Memory only, O(1),
+   * so a list can show "3 in thread" for each line.
+   */
+  threadSize (thread: string): number {
+    return this.unlocked?.mailbox.threadSize(thread) ?? 0
+  }
+
+  /** Remove every message in `folder` (emptying Trash); one synced batch per 500. Returns how many. */
+  async emptyFolder (folder: Folder): Promise<number> {
+    if (!FOLDERS.includes(folder)) throw new MailStoreError(`Unknown folder ${String(folder)}.`)
+    return await this.withKeys(async (u) => {
+      await Promise.allSettled([...this.pending.values()])
+      const ids = u.mailbox.ids(folder)
+      let removed = 0
+      for (let start = 0; start < ids.length; start += MAX_PAGE) {
+        const ops: Array<BatchOp<Buffer>> = []
+        // Read and forget with no await in between (see readMeta); a message moved out or
+        // removed while an earlier batch was written is left alone.
+        for (const id of ids.slice(start, start + MAX_PAGE)) {
+          if (this.pending.has(id) || u.mailbox.folderOf(id) !== folder) continue
+          const meta = this.readMeta(u, id)
+          if (meta === undefined) continue
+          ops.push(...this.forget(u, meta))
+          removed++
+        }
+        if (ops.length > 0) await this.commit!.write(ops)
+      }
+      if (removed > 0) this.log?.info({ folder, removed }, 'A folder was emptied.')
+      return removed
     })
   }
 
@@ -804,7 +940,7 @@ export class Vault implements MailStore {
     }
     // While locked only what the caller already knows can be said about the message.
     const { folder, from, to, flags, receivedAt } = envelope
-    return { meta: { id, folder: folder as Folder, ...(message.messageId !== undefined ? { messageId: message.messageId } : {}), from, to, receivedAt, size: message.raw.byteLength, flags }, duplicate: false }
+    return { meta: { id, folder: folder as Folder, ...(message.messageId !== undefined ? { messageId: message.messageId } : {}), from, to, receivedAt, size: message.raw.byteLength, flags, ...summaryOf(raw) }, duplicate: false }
   }
 
   private async unlockWith (master: Buffer): Promise<void> {
@@ -839,7 +975,12 @@ export class Vault implements MailStore {
       const id = key.subarray(1).toString('latin1')
       try {
         const meta = JSON.parse(this.openRecord(u, value, 'meta', id).toString('utf8')) as MetaRecord
-        mailbox.set(id, meta.folder, meta.flags, meta.messageId)
+        if (!FOLDERS.includes(meta.folder)) {
+          // Written by a later smtorp that knows more folders: shown in the Inbox, not lost.
+          this.log?.warn({ message: id }, 'A message is filed in a folder this smtorp does not know; it is shown in the Inbox.')
+          meta.folder = 'Inbox'
+        }
+        mailbox.set(id, meta.folder, meta.flags, meta.messageId, meta.thread)
       } catch (err) {
         // One bad record must not lock the owner out of every other message: it is left on
         // disk untouched, reported, and counted in stats().
@@ -920,15 +1061,16 @@ export class Vault implements MailStore {
       const objectId = randomBytes(16)
       const meta: MetaRecord = {
         id, folder, ...(envelope.messageId !== undefined ? { messageId: envelope.messageId } : {}),
-        from: envelope.from, to: envelope.to, receivedAt: envelope.receivedAt, size: raw.length, flags: envelope.flags, objectId: objectId.toString('hex')
+        from: envelope.from, to: envelope.to, receivedAt: envelope.receivedAt, size: raw.length, flags: envelope.flags,
+        ...summaryOf(raw), objectId: objectId.toString('hex')
       }
-      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
+      u.mailbox.set(id, meta.folder, meta.flags, meta.messageId, meta.thread)
       decide[index]!()
       try {
         await this.writeMessage(u, meta, objectId, seal(u.keys.objectKey(objectId), raw, associatedData('message', objectId)), drop)
         filed++
       } catch (err) {
-        u.mailbox.delete(id, meta.messageId)
+        u.mailbox.delete(id, meta.messageId, meta.thread)
         this.log?.error({ arrival: id, err: (err as Error).message }, 'Filing a message that arrived while locked failed; it stays in the arrivals.')
       }
     }
@@ -949,6 +1091,7 @@ export class Vault implements MailStore {
 
   /** Index a message in the background, in order; the 250 never waits for this. */
   private indexLater (id: string, raw?: Buffer): void {
+    this.indexProgress.total++
     this.indexing = this.indexing.then(async () => {
       // Let waiting I/O (the next message's 250) go first: indexing is never urgent.
       await new Promise(resolve => setImmediate(resolve))
@@ -969,7 +1112,15 @@ export class Vault implements MailStore {
       }
     }).catch((err: unknown) => {
       this.log?.error({ message: id, err: (err as Error).message }, 'Indexing a message for search failed; it is retried at the next unlock.')
+    }).finally(() => {
+      const p = this.indexProgress
+      if (++p.done >= p.total) this.indexProgress = { done: 0, total: 0 }
     })
+  }
+
+  /** How far the background indexer is through the messages handed to it (for a progress bar). */
+  indexingProgress (): { done: number, total: number } {
+    return { ...this.indexProgress }
   }
 }
 
@@ -980,6 +1131,12 @@ function checkPassphrase (passphrase: string): void {
 function uniqueFlags (flags: readonly string[]): string[] {
   for (const f of flags) if (typeof f !== 'string') throw new MailStoreError('Flags must be strings.')
   return [...new Set(flags)]
+}
+
+/** The header summary kept in the metadata record, so a message list never reads bodies. */
+function summaryOf (raw: Uint8Array): Pick<StoredMessageMeta, 'subject' | 'headerFrom' | 'date' | 'thread'> {
+  const s = summarizeHeaders(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength))
+  return { subject: s.subject, headerFrom: s.from, ...(s.date !== undefined ? { date: s.date } : {}), thread: s.thread }
 }
 
 function publicMeta (meta: MetaRecord): StoredMessageMeta {
