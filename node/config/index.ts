@@ -44,6 +44,15 @@ export interface NodeConfig {
     requireAuth: boolean
   }
   relay?: RelayConfig
+  ui: {
+    /** The web UI: on 127.0.0.1 unless allowNonLoopback says otherwise. Port 0 picks a free one. */
+    host: string
+    port: number
+    /** Must be true for any host that is not a loopback address (say why in the file). */
+    allowNonLoopback: boolean
+    /** Turn the web UI off (only scripts and benchmarks do). */
+    enabled: boolean
+  }
   queue: {
     retryDelaysMs: number[]
     delayedNoticeAfterAttempts: number
@@ -79,6 +88,7 @@ export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
     tor: { mode: 'own', torBinary: 'tor', socksPort: 'auto', extraTorrc: [] },
     smtpIn: { port: 0, maxMessageBytes: 25 * 1024 * 1024, maxMessagesPerPeerPerMinute: 120, maxConnections: 32 },
     submission: { host: '127.0.0.1', port: 2525, requireAuth: true },
+    ui: { host: '127.0.0.1', port: 8025, allowNonLoopback: false, enabled: true },
     queue: {
       retryDelaysMs: [...DEFAULT_RETRY_POLICY.delaysMs],
       delayedNoticeAfterAttempts: DEFAULT_RETRY_POLICY.delayedNoticeAfterAttempts,
@@ -178,7 +188,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   if (!isObject(source)) throw new ConfigError('config: the file must be a YAML mapping')
   const base = defaultConfig(dataDir)
   const top = new Reader(source, '')
-  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'queue', 'vault', 'log'])
+  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'log'])
   const user = top.string('user', base.user).toLowerCase()
   if (!LOCAL_PART.test(user)) throw new ConfigError('config: user must be a plain local part such as "alice" (letters, digits, ".", "_", "-")')
 
@@ -214,6 +224,10 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   q.unknownKeys(['retryDelaysMs', 'delayedNoticeAfterAttempts', 'concurrency', 'idleConnectionMs'])
   const v = top.section('vault')
   v.unknownKeys(['dataShards', 'parityShards', 'passphraseMemoryKiB', 'passphraseIterations', 'scrubEveryHours', 'scrubPauseMs'])
+  const u = top.section('ui')
+  u.unknownKeys(['host', 'port', 'allowNonLoopback', 'enabled'])
+  const ui = { host: u.string('host', base.ui.host), port: u.int('port', base.ui.port, 0, 65535), allowNonLoopback: u.bool('allowNonLoopback', false), enabled: u.bool('enabled', true) }
+  // A non-loopback host without allowNonLoopback is refused by the UI itself (ui/server.ts).
   const l = top.section('log')
   l.unknownKeys(['level'])
 
@@ -251,6 +265,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
       requireAuth: sub.bool('requireAuth', true)
     },
     ...(relay !== undefined ? { relay } : {}),
+    ui,
     queue: {
       retryDelaysMs: q.numbers('retryDelaysMs', base.queue.retryDelaysMs),
       delayedNoticeAfterAttempts: q.int('delayedNoticeAfterAttempts', base.queue.delayedNoticeAfterAttempts, 1, 100),

@@ -1,0 +1,176 @@
+// The web UI's own security, on the real fastify server over HTTP with a stand-in node (the
+// browser tests in ui-browser.test.ts run the same against a real node): loopback only, CSRF
+// token and Origin checks, sessions, unlock errors and throttling, headers, no secrets in URLs.
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import pino from 'pino'
+import { uiServer, UiConfigError, type UiServer } from '../ui/server.ts'
+import type { UiNode, UnlockSecret } from '../ui/node-api.ts'
+
+const PASSPHRASE = 'correct horse battery staple'
+
+/** A node with an empty mailbox whose vault opens with PASSPHRASE and throttles like the real one. */
+function standInNode (): UiNode & { state: 'locked' | 'unlocked', wrong: number } {
+  const node = {
+    state: 'locked' as 'locked' | 'unlocked',
+    wrong: 0,
+    check (secret: UnlockSecret) {
+      if (node.wrong >= 3) throw Object.assign(new Error('wait'), { name: 'UnlockThrottledError', retryAfterSeconds: 2 ** (node.wrong - 3) })
+      if (!('passphrase' in secret) || secret.passphrase !== PASSPHRASE) { node.wrong++; throw Object.assign(new Error('wrong'), { name: 'WrongSecretError' }) }
+      node.wrong = 0
+    },
+    vaultState: () => node.state,
+    async unlock (secret: UnlockSecret) { node.check(secret); node.state = 'unlocked' },
+    async checkSecret (secret: UnlockSecret) { node.check(secret) },
+    async lock () { node.state = 'locked' },
+    async folders () { return [] },
+    async listMessages () { return { messages: [] } },
+    async search () { return { messages: [] } },
+    async outbox () { return [] },
+    async uiSettings () { return { autoLockMinutes: 0 } }
+  }
+  return node as unknown as UiNode & typeof node
+}
+
+interface Answer { status: number, headers: Headers, body: string }
+
+async function request (base: string, path: string, init: { method?: string, cookie?: string, form?: Record<string, string>, headers?: Record<string, string> } = {}): Promise<Answer> {
+  const headers: Record<string, string> = { ...init.headers }
+  if (init.cookie !== undefined) headers.cookie = init.cookie
+  let body: string | undefined
+  if (init.form !== undefined) {
+    headers['content-type'] = 'application/x-www-form-urlencoded'
+    body = new URLSearchParams(init.form).toString()
+  }
+  const res = await fetch(base + path, { method: init.method ?? 'GET', headers, body, redirect: 'manual' })
+  return { status: res.status, headers: res.headers, body: await res.text() }
+}
+
+async function signIn (base: string): Promise<{ cookie: string, csrf: string }> {
+  const res = await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
+  assert.equal(res.status, 303)
+  const cookie = res.headers.get('set-cookie')!.split(';')[0]!
+  const page = await request(base, '/mail/Inbox', { cookie })
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(page.body)?.[1]
+  assert.ok(csrf !== undefined, 'the page carries a CSRF token')
+  return { cookie, csrf }
+}
+
+describe('web UI security', () => {
+  let node: ReturnType<typeof standInNode>
+  let ui: UiServer
+  let base: string
+
+  before(async () => {
+    node = standInNode()
+    ui = uiServer({ host: '127.0.0.1', port: 0, unlockAttemptsPerMinute: 50 }, { node, logger: pino({ level: 'silent' }) })
+    await ui.start()
+    base = ui.url()
+  })
+  after(async () => { await ui.stop() })
+
+  it('refuses to listen on a non-loopback address unless the config allows it, and says why', () => {
+    for (const host of ['0.0.0.0', '192.168.1.10', '::', 'example.org']) {
+      assert.throws(() => uiServer({ host, port: 0 }, { node, logger: pino({ level: 'silent' }) }), (err: Error) => err instanceof UiConfigError && /not a loopback address/.test(err.message) && /allowNonLoopback/.test(err.message))
+    }
+    assert.doesNotThrow(() => uiServer({ host: '0.0.0.0', port: 0, allowNonLoopback: true }, { node, logger: pino({ level: 'silent' }) }))
+    assert.doesNotThrow(() => uiServer({ host: '127.0.0.1', port: 0 }, { node, logger: pino({ level: 'silent' }) }))
+    assert.doesNotThrow(() => uiServer({ host: '::1', port: 0 }, { node, logger: pino({ level: 'silent' }) }))
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
+  })
+
+  it('sends strict security headers: CSP without inline script, no framing, no referrer', async () => {
+    const res = await request(base, '/unlock')
+    assert.equal(res.status, 200)
+    const csp = res.headers.get('content-security-policy') ?? ''
+    assert.match(csp, /default-src 'none'/)
+    assert.match(csp, /script-src 'self'(;|$)/)
+    assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/)
+    assert.match(csp, /frame-ancestors 'none'/)
+    assert.match(csp, /form-action 'self'/)
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
+    assert.equal(res.headers.get('referrer-policy'), 'no-referrer')
+    assert.doesNotMatch(res.body, /<script>|<script [^>]*>[^<]/, 'no inline script in the page')
+    const htmx = await request(base, '/static/htmx.min.js')
+    assert.equal(htmx.status, 200)
+    assert.match(htmx.body, /htmx/)
+  })
+
+  it('refuses requests without a session: pages redirect to unlock, actions get 401', async () => {
+    const page = await request(base, '/mail/Inbox')
+    assert.equal(page.status, 303)
+    assert.equal(page.headers.get('location'), '/unlock')
+    const action = await request(base, '/lock', { method: 'POST', form: {} })
+    assert.equal(action.status, 401)
+    const htmx = await request(base, '/live/dashboard', { headers: { 'hx-request': 'true' } })
+    assert.equal(htmx.status, 401)
+    assert.equal(htmx.headers.get('hx-redirect'), '/unlock')
+  })
+
+  it('shows a wrong passphrase as an error, and slows repeated ones', async () => {
+    node.state = 'locked'
+    node.wrong = 0
+    const first = await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: 'not it at all' } })
+    assert.equal(first.status, 401)
+    assert.match(first.body, /That passphrase is wrong/)
+    assert.equal(first.headers.get('set-cookie'), null, 'no session for a wrong passphrase')
+    await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: 'wrong again' } })
+    await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: 'and again' } })
+    const slowed = await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
+    assert.equal(slowed.status, 429)
+    assert.match(slowed.body, /Too many wrong attempts\. Wait \d+ seconds/)
+    assert.ok(slowed.headers.get('retry-after') !== null)
+    assert.equal(node.state, 'locked', 'even the right passphrase waits while throttled')
+    node.wrong = 0
+  })
+
+  it('rate-limits unlock attempts per client before the vault is asked', async () => {
+    const limited = uiServer({ host: '127.0.0.1', port: 0, unlockAttemptsPerMinute: 3 }, { node, logger: pino({ level: 'silent' }) })
+    await limited.start()
+    try {
+      const codes: number[] = []
+      for (let i = 0; i < 5; i++) codes.push((await request(limited.url(), '/unlock', { method: 'POST', form: { passphrase: 'x' } })).status)
+      assert.deepEqual(codes.slice(3), [429, 429])
+    } finally {
+      await limited.stop()
+      node.wrong = 0
+    }
+  })
+
+  it('refuses a state-changing request without the CSRF token, or from another origin', async () => {
+    node.state = 'locked'
+    const { cookie, csrf } = await signIn(base)
+    assert.equal(node.state, 'unlocked')
+    const noToken = await request(base, '/lock', { method: 'POST', cookie, form: {} })
+    assert.equal(noToken.status, 403)
+    const wrongToken = await request(base, '/lock', { method: 'POST', cookie, form: { _csrf: csrf.slice(0, -2) + 'xx' } })
+    assert.equal(wrongToken.status, 403)
+    const crossSite = await request(base, '/lock', { method: 'POST', cookie, form: { _csrf: csrf }, headers: { origin: 'http://127.0.0.1:1' } })
+    assert.equal(crossSite.status, 403)
+    assert.match(crossSite.body, /another web site/)
+    assert.equal(node.state, 'unlocked', 'none of them locked the vault')
+    const viaHeader = await request(base, '/lock', { method: 'POST', cookie, form: {}, headers: { 'x-csrf-token': csrf, origin: base } })
+    assert.equal(viaHeader.status, 303)
+    assert.equal(node.state, 'locked')
+  })
+
+  it('ends every session when the vault is locked elsewhere', async () => {
+    node.state = 'locked'
+    const { cookie } = await signIn(base)
+    assert.equal((await request(base, '/mail/Inbox', { cookie })).status, 200)
+    node.state = 'locked' // the CLI locked it
+    assert.equal((await request(base, '/mail/Inbox', { cookie })).status, 303)
+    node.state = 'unlocked' // and someone unlocked it again: the old cookie is still dead
+    assert.equal((await request(base, '/mail/Inbox', { cookie })).status, 303)
+  })
+
+  it('sets the session cookie HttpOnly and SameSite=Strict, and keeps searches out of URLs', async () => {
+    node.state = 'locked'
+    const res = await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
+    const cookie = res.headers.get('set-cookie') ?? ''
+    assert.match(cookie, /HttpOnly/)
+    assert.match(cookie, /SameSite=Strict/)
+    const page = await request(base, '/mail/Inbox', { cookie: cookie.split(';')[0]! })
+    assert.match(page.body, /<form method="post" action="\/search"/)
+  })
+})

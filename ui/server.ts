@@ -1,0 +1,280 @@
+// The web UI: server-rendered HTML on fastify, with htmx (served from the installed package)
+// for partial updates. A view returns the whole page, or only its fragment for an htmx request
+// (HX-Request header). The UI talks to the node only through UiNode (ui/node-api.ts).
+//
+// Its own security (threat-model.md, "The web UI"):
+// - it listens on 127.0.0.1 unless the config explicitly allows another address;
+// - a session is a random token in an HttpOnly, SameSite=Strict cookie, made only by entering
+//   the passphrase (or recovery code); locking the vault ends every session;
+// - every state-changing request (POST) carries the session's CSRF token, and a request whose
+//   Origin is not the UI's own is refused before anything else;
+// - Content-Security-Policy allows scripts, styles and images from the UI itself only, no
+//   inline script, no frames, no form posts elsewhere; helmet sets the other headers;
+// - unlock attempts are rate-limited here and slowed by the vault's own throttle;
+// - nothing secret goes in a URL (searches and recipients are POSTed), and requests are not
+//   logged with their URLs.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import helmet from '@fastify/helmet'
+import formbody from '@fastify/formbody'
+import multipart from '@fastify/multipart'
+import rateLimit from '@fastify/rate-limit'
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import { isIP } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import type { Logger } from 'pino'
+import type { UiNode } from './node-api.ts'
+import { Sessions, cookieValue, sameToken, clearedSessionCookie, SESSION_COOKIE, type Session } from './sessions.ts'
+import { layout, errorPage } from './views/layout.ts'
+import type { Html } from './html.ts'
+import { unlockRoutes } from './routes/unlock.ts'
+import { mailRoutes } from './routes/mail.ts'
+import { composeRoutes } from './routes/compose.ts'
+import { dashboardRoutes } from './routes/dashboard.ts'
+import { outboxRoutes } from './routes/outbox.ts'
+import { settingsRoutes } from './routes/settings.ts'
+
+export interface UiInit {
+  host: string
+  port: number
+  /** Required to listen on anything but a loopback address. */
+  allowNonLoopback?: boolean
+  /** Unlock attempts per minute from one client, before the vault's own throttle. */
+  unlockAttemptsPerMinute?: number
+  /** Largest compose form (message and attachments), bytes. */
+  maxUploadBytes?: number
+  /** How often auto-lock looks at the idle time (default 15 s; tests shorten it). */
+  autoLockCheckMs?: number
+}
+
+export interface UiComponents {
+  node: UiNode
+  logger: Logger
+}
+
+export class UiConfigError extends Error {
+  override name = 'UiConfigError'
+}
+
+export interface UiServer {
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** http://host:port */
+  url (): string
+  /** Sign everyone out (the vault was locked elsewhere). */
+  endSessions (): void
+}
+
+/** What every route handler gets: the node, the session, and how to answer. */
+export interface RouteContext {
+  node: UiNode
+  sessions: Sessions
+  logger: Logger
+  /** Send a page: the whole document, or just `fragment` for an htmx request. */
+  send (request: FastifyRequest, reply: FastifyReply, page: { title: string, body: Html, fragment?: Html, nav?: string }): FastifyReply
+  session (request: FastifyRequest): Session
+  maxUploadBytes: number
+  /** Say what an action did on the next page the session sees. */
+  flash (request: FastifyRequest, text: string): void
+  /** The message left by `flash`, once. */
+  takeFlash (request: FastifyRequest): string | undefined
+  /** Called after a successful unlock or lock, to keep auto-lock in step. */
+  touched (): void
+}
+
+export function isLoopback (host: string): boolean {
+  if (host === 'localhost') return true
+  if (isIP(host) === 4) return host.startsWith('127.')
+  if (isIP(host) === 6) return host === '::1'
+  return false
+}
+
+/** Paths served without a session. */
+const PUBLIC_PATHS = new Set(['/unlock', '/static/htmx.min.js', '/static/app.css', '/static/app.js', '/favicon.ico'])
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    smtorpSession?: Session
+  }
+}
+
+export function uiServer (init: UiInit, components: UiComponents): UiServer {
+  if (!isLoopback(init.host) && init.allowNonLoopback !== true) {
+    throw new UiConfigError(`config: ui.host is ${init.host}, which is not a loopback address. The web UI opens your mail to whoever can reach it, so it listens on 127.0.0.1 only, unless you also set ui.allowNonLoopback: true (for a container whose port is published on the host's loopback, say).`)
+  }
+  const { node } = components
+  const log = components.logger.child({ component: 'ui' })
+  const sessions = new Sessions()
+  const maxUploadBytes = init.maxUploadBytes ?? 25 * 1024 * 1024
+  let app: FastifyInstance | undefined
+  let origin = ''
+  let autoLockTimer: NodeJS.Timeout | undefined
+  let autoLockMinutes = 15
+
+  const context: RouteContext = {
+    node,
+    sessions,
+    logger: log,
+    maxUploadBytes,
+    send (request, reply, page) {
+      const partial = request.headers['hx-request'] === 'true' && request.headers['hx-boosted'] !== 'true' && page.fragment !== undefined
+      const body = partial ? page.fragment! : layout({ title: page.title, body: page.body, ...(request.smtorpSession !== undefined ? { csrfToken: request.smtorpSession.csrfToken } : {}), ...(page.nav !== undefined ? { nav: page.nav } : {}) })
+      return reply.type('text/html; charset=utf-8').send(body.value)
+    },
+    session (request) {
+      if (request.smtorpSession === undefined) throw new Error('no session')
+      return request.smtorpSession
+    },
+    flash (request, text) {
+      if (request.smtorpSession !== undefined) request.smtorpSession.flash = text
+    },
+    takeFlash (request) {
+      const text = request.smtorpSession?.flash
+      if (request.smtorpSession !== undefined) delete request.smtorpSession.flash
+      return text
+    },
+    touched () { refreshAutoLock() }
+  }
+
+  function refreshAutoLock (): void {
+    node.uiSettings().then(s => { autoLockMinutes = s.autoLockMinutes }, () => {})
+  }
+
+  async function autoLockCheck (): Promise<void> {
+    if (node.vaultState() !== 'unlocked') {
+      sessions.clear()
+      return
+    }
+    const last = sessions.lastActiveAt()
+    if (autoLockMinutes > 0 && last > 0 && Date.now() - last > autoLockMinutes * 60_000) {
+      log.info({ minutes: autoLockMinutes }, 'The vault was locked after the UI was idle.')
+      sessions.clear()
+      await node.lock()
+    }
+  }
+
+  async function build (): Promise<FastifyInstance> {
+    // No request logging: URLs and bodies stay out of the logs. Errors are logged by hand.
+    const fastify = Fastify({ logger: false, disableRequestLogging: true, bodyLimit: maxUploadBytes, trustProxy: false })
+    await fastify.register(helmet, {
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'none'"],
+          scriptSrc: ["'self'"],
+          styleSrc: ["'self'"],
+          imgSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          formAction: ["'self'"],
+          frameAncestors: ["'none'"],
+          baseUri: ["'none'"]
+        }
+      },
+      crossOriginEmbedderPolicy: true,
+      referrerPolicy: { policy: 'no-referrer' },
+      hsts: false // plain HTTP on loopback
+    })
+    await fastify.register(formbody, { bodyLimit: 1024 * 1024 })
+    // Compose forms are small enough to hold in memory (bounded by maxUploadBytes); their
+    // fields, files included, land in request.body before the CSRF check runs.
+    await fastify.register(multipart, {
+      attachFieldsToBody: true,
+      onFile: async (part) => { (part as unknown as { value: Buffer }).value = await part.toBuffer() },
+      limits: { fileSize: maxUploadBytes, files: 20, fields: 50, fieldSize: 2 * 1024 * 1024 }
+    })
+    await fastify.register(rateLimit, { global: false })
+
+    const htmxPath = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js')
+    const statics = new Map<string, { type: string, body: Buffer }>([
+      ['/static/htmx.min.js', { type: 'text/javascript; charset=utf-8', body: await readFile(htmxPath) }],
+      ['/static/app.js', { type: 'text/javascript; charset=utf-8', body: await readFile(new URL('./static/app.js', import.meta.url)) }],
+      ['/static/app.css', { type: 'text/css; charset=utf-8', body: await readFile(new URL('./static/app.css', import.meta.url)) }]
+    ])
+    for (const [path, file] of statics) {
+      fastify.get(path, async (_request, reply) => reply.type(file.type).header('Cache-Control', 'no-cache').send(file.body))
+    }
+    fastify.get('/favicon.ico', async (_request, reply) => reply.code(204).send())
+
+    // Every request: Origin check for POSTs, then the session, then the CSRF token.
+    fastify.addHook('onRequest', async (request, reply) => {
+      const path = request.url.split('?')[0]!
+      if (request.method === 'POST') {
+        const from = request.headers.origin
+        // Browsers send Origin on every cross-origin POST (Fetch standard); a different one
+        // means another site is trying to act with the owner's cookie.
+        if (from !== undefined && from !== origin) {
+          log.warn('A request from another origin was refused.')
+          return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request came from another web site, so it was refused.').value)
+        }
+      }
+      const session = sessions.get(cookieValue(request.headers.cookie, SESSION_COOKIE))
+      if (session !== undefined && node.vaultState() !== 'unlocked') {
+        // Locked from elsewhere (the CLI, auto-lock): every session ends with the lock.
+        sessions.clear()
+      } else if (session !== undefined) {
+        request.smtorpSession = session
+      }
+      if (PUBLIC_PATHS.has(path)) return
+      if (request.smtorpSession === undefined) {
+        if (request.method !== 'GET') {
+          return await reply.code(401).header('Set-Cookie', clearedSessionCookie()).type('text/html; charset=utf-8').send(errorPage('Not signed in', 'Unlock first: this request has no session.').value)
+        }
+        if (request.headers['hx-request'] === 'true') return await reply.code(401).header('HX-Redirect', '/unlock').send()
+        return await reply.redirect('/unlock', 303)
+      }
+      if (!path.startsWith('/live/')) request.smtorpSession.lastActiveAt = Date.now()
+    })
+    // The CSRF check needs the parsed body (form field) or the header (htmx).
+    fastify.addHook('preHandler', async (request, reply) => {
+      if (request.method !== 'POST' || request.smtorpSession === undefined) return
+      const body = request.body as Record<string, unknown> | undefined
+      const fromForm = typeof body?._csrf === 'string' ? body._csrf : (body?._csrf as { value?: string } | undefined)?.value
+      const given = (request.headers['x-csrf-token'] as string | undefined) ?? fromForm
+      if (!sameToken(given, request.smtorpSession.csrfToken)) {
+        log.warn('A request without a valid CSRF token was refused.')
+        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.').value)
+      }
+    })
+
+    fastify.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
+      if (err.name === 'VaultLockedError') {
+        sessions.clear()
+        if (request.headers['hx-request'] === 'true') return await reply.code(401).header('HX-Redirect', '/unlock').send()
+        return await reply.redirect('/unlock', 303)
+      }
+      const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+      if (status === 500) log.error({ err: err.message, name: err.name }, 'A UI request failed.')
+      return await reply.code(status).type('text/html; charset=utf-8').send(errorPage(status === 500 ? 'Something went wrong' : 'That did not work', err.message).value)
+    })
+
+    unlockRoutes(fastify, context, { attemptsPerMinute: init.unlockAttemptsPerMinute ?? 10 })
+    mailRoutes(fastify, context)
+    composeRoutes(fastify, context)
+    dashboardRoutes(fastify, context)
+    outboxRoutes(fastify, context)
+    settingsRoutes(fastify, context)
+    fastify.get('/', async (_request, reply) => reply.redirect('/mail/Inbox', 303))
+    return fastify
+  }
+
+  return {
+    async start () {
+      app = await build()
+      await app.listen({ host: init.host, port: init.port })
+      const address = app.server.address() as AddressInfo
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+      origin = `http://${host}:${address.port}`
+      refreshAutoLock()
+      autoLockTimer = setInterval(() => { autoLockCheck().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Auto-lock failed.') }) }, init.autoLockCheckMs ?? 15_000)
+      autoLockTimer.unref()
+      log.info({ url: origin }, 'The web UI is listening.')
+    },
+    async stop () {
+      clearInterval(autoLockTimer)
+      sessions.clear()
+      await app?.close()
+    },
+    url: () => origin,
+    endSessions: () => { sessions.clear() }
+  }
+}
