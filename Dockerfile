@@ -17,17 +17,17 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 
 # Only what the node runs; the host's node_modules and data never enter the image.
-# todo: add `COPY ui ./ui` once ui/ exists (COPY fails on a missing path).
 COPY tsconfig.json ./
 COPY protocol ./protocol
 COPY node ./node
+COPY ui ./ui
 
 # /tor/*: for the variant in docker-compose.yml where this image runs a separate tor; named
 # volumes mounted there take the owner from the image, and tor runs as `node`.
 RUN mkdir -p /data /tor/data /tor/auth && chown -R node:node /data /tor
 USER node
 VOLUME /data
-# 2525 submission, 8025 web UI (later). Published to 127.0.0.1 only, see docker-compose.yml.
+# 2525 submission, 8025 web UI. Published to 127.0.0.1 only, see docker-compose.yml.
 EXPOSE 2525 8025
 
 CMD ["npx", "tsx", "node/cli/main.ts", "run", "--data", "/data", "--submission-host", "0.0.0.0"]

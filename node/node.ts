@@ -3,7 +3,8 @@
 //   vault ─┬─ smtp-in (onion port 25 → 127.0.0.1) ◄── tor (own process or attached)
 //          ├─ submission (127.0.0.1) ─► queue ─► delivery ─► tor SOCKS → peers' onions
 //          │                                            └──► legacy relay (smarthost)
-//          └─ control socket (status, queue, unlock, lock, scrub)
+//          ├─ control socket (status, queue, unlock, lock, scrub)
+//          └─ web UI (127.0.0.1, ui/ through node/ui-backend/)
 //
 // The node starts with the vault locked: mail keeps arriving (sealed to the arrival key), and
 // the outbound queue and submission wait for the first unlock. After that, locking stops
@@ -20,6 +21,9 @@ import { delivery } from './delivery/index.ts'
 import { outboundQueue, type OutboundQueue, type QueueEntry } from './queue/index.ts'
 import { torService, type TorService, type TorStatus } from './tor/index.ts'
 import { controlServer, type ControlRequest } from './control/index.ts'
+import { CredentialStore } from './submission/credentials.ts'
+import { uiBackend } from './ui-backend/index.ts'
+import { uiServer, type UiServer } from '../ui/server.ts'
 import { expandedSecretKey } from '../protocol/onion.ts'
 
 export interface RecipientStatus {
@@ -63,6 +67,8 @@ export interface SmtorpNode {
   readonly vault: Vault
   readonly queue: OutboundQueue
   readonly tor: TorService
+  /** The web UI, unless config.ui.enabled is false. */
+  readonly ui: UiServer | undefined
   /** Start every service; with `unlock`, unlock the vault too (and start sending). */
   start (options?: { unlock?: UnlockSecret }): Promise<void>
   unlock (secret: UnlockSecret): Promise<void>
@@ -125,8 +131,14 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     domain: identity.domain,
     retry: { delaysMs: config.queue.retryDelaysMs, delayedNoticeAfterAttempts: config.queue.delayedNoticeAfterAttempts },
     concurrency: config.queue.concurrency,
-    hasRelay: config.relay !== undefined
+    hasRelay: () => outbound.hasRelay()
   }, { logger, store, delivery: outbound, cipher: vault.queueCipher() })
+  // Each mail client's own password, kept sealed in the vault (read at the first unlock).
+  const credentials = new CredentialStore({}, {
+    logger,
+    load: async () => await vault.getRecord('settings', 'submission-credentials'),
+    save: async (bytes) => { await vault.putRecord('settings', 'submission-credentials', bytes) }
+  })
   const submit = submission({
     address: identity.address,
     password: identity.submissionPassword,
@@ -138,6 +150,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     logger,
     store,
     queue,
+    credentials,
     // Once the queue runs (from the first unlock), mail is taken even while locked: the vault
     // seals it to the arrival key, and the queue its own copy under the queue key.
     refuseBecause: () => queueStarted ? undefined : 'The node is locked: unlock it ("smtorp unlock"), then send again'
@@ -148,6 +161,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   let queueStarted = false
   let queueStarting: Promise<void> | undefined
   async function afterUnlock (): Promise<void> {
+    await backend.afterUnlock()
     if (queueStarted) {
       await queue.fileFinished()
       queue.retryNow()
@@ -164,10 +178,38 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
 
   let lastScrub: ScrubReport | undefined
   let scrubbing: Promise<ScrubReport> | undefined
-  async function scrub (pauseMs = 0): Promise<ScrubReport> {
-    scrubbing ??= vault.scrub({ pauseMs }).then(report => { lastScrub = report; return report }).finally(() => { scrubbing = undefined })
+  const scrubWatchers = new Set<(done: number, total: number) => void>()
+  async function scrub (pauseMs = 0, onProgress?: (done: number, total: number) => void): Promise<ScrubReport> {
+    if (onProgress !== undefined) scrubWatchers.add(onProgress)
+    scrubbing ??= vault.scrub({ pauseMs, onProgress: (done, total) => { for (const watch of scrubWatchers) watch(done, total) } })
+      .then(report => { lastScrub = report; return report })
+      .finally(() => { scrubbing = undefined; scrubWatchers.clear() })
     return await scrubbing
   }
+
+  const backend = uiBackend({
+    dataDir: config.dataDir,
+    ...(config.relay !== undefined ? { configRelay: config.relay } : {}),
+    maxMessageBytes: config.smtpIn.maxMessageBytes,
+    submission: { host: config.submission.host }
+  }, {
+    logger,
+    identity,
+    vault,
+    queue,
+    tor,
+    delivery: outbound,
+    credentials,
+    submissionPort: () => submit.port(),
+    socksEndpoint: () => tor.socksEndpoint(),
+    scrub: async (onProgress) => await scrub(0, onProgress),
+    lastScrub: () => lastScrub,
+    unlock: async (secret) => { await vault.unlock(secret); await afterUnlock() }
+  })
+  // Constructed here so that a UI refused by its config (a non-loopback host) stops the start.
+  const ui = config.ui.enabled
+    ? uiServer({ host: config.ui.host, port: config.ui.port, allowNonLoopback: config.ui.allowNonLoopback, maxUploadBytes: config.smtpIn.maxMessageBytes }, { node: backend, logger })
+    : undefined
   let scrubTimer: NodeJS.Timeout | undefined
 
   function status (): NodeStatus {
@@ -205,6 +247,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     vault,
     queue,
     tor,
+    ui,
     async start (options = {}) {
       // Started in order; if one fails, the ones already running are stopped again.
       const running: Array<() => Promise<void>> = []
@@ -218,6 +261,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
         running.push(async () => { if (queueStarted) await queue.stop(); await outbound.stop() })
         await submit.start(); running.push(async () => { await submit.stop() })
         await control.start(); running.push(async () => { await control.stop() })
+        if (ui !== undefined) { await ui.start(); running.push(async () => { await ui.stop() }) }
         await tor.publishOnion({ expandedSecretKey: expandedSecretKey(identity.onionKey.seed), virtualPort: 25, target: { host: '127.0.0.1', port: inbound.port() } })
       } catch (err) {
         for (const stop of running.reverse()) await stop().catch(() => {})
@@ -233,6 +277,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     },
     async stop () {
       clearInterval(scrubTimer)
+      await ui?.stop()
       await control.stop()
       await submit.stop()
       // Close peers' connections while tor still carries the goodbye, so they notice at once.
@@ -243,6 +288,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       await outbound.stop()
       await tor.stop()
       await scrubbing?.catch(() => {})
+      await credentials.flush().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Saving the mail client credentials failed; the last uses and failed logins since the last save are lost.') })
       await vault.close()
       log.info('node stopped')
     },

@@ -79,7 +79,7 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     const dir = join(root, 'ivan')
     assert.equal((await smtorp(dir, 'init', '--user', 'ivan')).code, 0)
     const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown>
-    await writeFile(join(dir, 'config.yaml'), stringify({ ...config, tor: { mode: 'own', torBinary: '/nonexistent/tor' }, submission: { port: 0 } }))
+    await writeFile(join(dir, 'config.yaml'), stringify({ ...config, tor: { mode: 'own', torBinary: '/nonexistent/tor' }, submission: { port: 0 }, ui: { port: 0 } }))
     const result = await smtorp(dir, 'start')
     assert.equal(result.code, 1)
     assert.match(result.stderr, /^smtorp: cannot run tor: .*ENOENT/m)
@@ -102,6 +102,7 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
       ...config,
       tor: { mode: 'attach', controlPort: client.controlPort, cookieFile: client.cookieFile, socksPort: client.socksPort },
       submission: { port: 0 },
+      ui: { port: 0 },
       log: { level: 'warn' }
     }))
     child = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--data', dir, '--passphrase-file', await testPassphraseFile()], { stdio: ['ignore', 'pipe', 'pipe'] })

@@ -20,9 +20,11 @@ const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
 usage: smtorp <command> [--data DIR] [options]
 
-  init   [--user NAME] [--submission-host ADDR]
+  init   [--user NAME] [--submission-host ADDR] [--ui-host ADDR]
                               create a node: onion key, config, submission password, and
-                              the vault; asks for a passphrase and prints the recovery code
+                              the vault; asks for a passphrase and prints the recovery code.
+                              --ui-host other than 127.0.0.1 also allows a non-loopback
+                              web UI (only for a container published on loopback)
   start                       run the node in the foreground (Ctrl-C stops it); asks for
                               the passphrase on a terminal (empty: start locked)
   run    [--user NAME]        init if needed, then start
@@ -56,6 +58,7 @@ async function main (): Promise<void> {
       data: { type: 'string' },
       user: { type: 'string' },
       'submission-host': { type: 'string' },
+      'ui-host': { type: 'string' },
       to: { type: 'string', multiple: true },
       subject: { type: 'string' },
       body: { type: 'string' },
@@ -76,10 +79,10 @@ async function main (): Promise<void> {
   const passphraseFile = values['passphrase-file']
   const control = join(dataDir, 'control.sock')
   switch (command) {
-    case 'init': await init(dataDir, user, values['submission-host'], passphraseFile); return
+    case 'init': await init(dataDir, user, { submissionHost: values['submission-host'], uiHost: values['ui-host'] }, passphraseFile); return
     case 'start': return await start(dataDir, passphraseFile !== undefined ? { passphrase: await secretFromFile(passphraseFile) } : undefined)
     case 'run': {
-      const passphrase = existsSync(join(dataDir, CONFIG_FILE)) ? undefined : await init(dataDir, user, values['submission-host'], passphraseFile)
+      const passphrase = existsSync(join(dataDir, CONFIG_FILE)) ? undefined : await init(dataDir, user, { submissionHost: values['submission-host'], uiHost: values['ui-host'] }, passphraseFile)
       return await start(dataDir, passphrase !== undefined ? { passphrase } : passphraseFile !== undefined ? { passphrase: await secretFromFile(passphraseFile) } : undefined)
     }
     case 'unlock': {
@@ -118,10 +121,13 @@ async function main (): Promise<void> {
 }
 
 /** Create the node and its vault; returns the passphrase chosen, to unlock with at once. */
-async function init (dataDir: string, user: string, submissionHost: string | undefined, passphraseFile: string | undefined): Promise<string> {
+async function init (dataDir: string, user: string, hosts: { submissionHost?: string | undefined, uiHost?: string | undefined }, passphraseFile: string | undefined): Promise<string> {
   const passphrase = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
   if (passphrase.length < 8) fail('the passphrase must be at least 8 characters long')
-  const identity = await createIdentity(dataDir, user, submissionHost !== undefined ? { settings: [[['submission', 'host'], submissionHost]] } : {})
+  const settings: Array<[string[], string | boolean]> = []
+  if (hosts.submissionHost !== undefined) settings.push([['submission', 'host'], hosts.submissionHost])
+  if (hosts.uiHost !== undefined) settings.push([['ui', 'host'], hosts.uiHost], [['ui', 'allowNonLoopback'], hosts.uiHost !== '127.0.0.1'])
+  const identity = await createIdentity(dataDir, user, { settings })
   const config = await loadConfig(dataDir)
   const v = openVault({
     dir: join(dataDir, 'vault'),
@@ -193,7 +199,7 @@ async function start (dataDir: string, unlock: UnlockSecret | undefined): Promis
     if (passphrase !== '') unlock = { passphrase }
   }
   await node.start(unlock !== undefined ? { unlock } : {})
-  process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n  vault ${node.vault.state()}${node.vault.state() === 'locked' ? ': mail arrives; run "smtorp unlock" to read and send' : ''}\n`)
+  process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n${node.ui !== undefined ? `  web UI ${node.ui.url()}\n` : ''}  vault ${node.vault.state()}${node.vault.state() === 'locked' ? ': mail arrives; run "smtorp unlock" to read and send' : ''}\n`)
 }
 
 async function send (dataDir: string, to: string[], subject: string | undefined, body: string | undefined): Promise<void> {

@@ -64,6 +64,25 @@ describe('relay delivery', () => {
     await d.stop()
   })
 
+  it('takes new relay settings at run time: the idle connection closes, the next message goes to the new relay', async () => {
+    const first = await plainRelay(() => undefined)
+    const second = await plainRelay(() => undefined)
+    const d = relayDelivery(first.port, false)
+    assert.equal(d.hasRelay(), true)
+    await d.deliver(RELAY_DESTINATION, envelope(['a@example.org']))
+    assert.equal(d.stats().open, 1)
+    d.setRelay({ host: '127.0.0.1', port: second.port, requireTls: false, verifyCertificate: true, viaTor: false })
+    assert.equal(d.stats().open, 0) // the idle connection to the old relay is closed at once
+    await d.deliver(RELAY_DESTINATION, envelope(['b@example.org']))
+    assert.equal(first.received.length, 1)
+    assert.equal(second.received.length, 1)
+    assert.equal(d.stats().connectionsOpened, 2)
+    d.setRelay(undefined)
+    assert.equal(d.hasRelay(), false)
+    await assert.rejects(d.deliver(RELAY_DESTINATION, envelope(['c@example.org'])), (err: unknown) => err instanceof DeliveryError && err.permanent && /no legacy relay/.test(err.message))
+    await d.stop()
+  })
+
   it('an unreachable relay is a transient failure', async () => {
     const d = relayDelivery(1, false)
     await assert.rejects(d.deliver(RELAY_DESTINATION, envelope(['a@example.org'])), (err: unknown) => err instanceof DeliveryError && !err.permanent)

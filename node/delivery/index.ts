@@ -6,11 +6,15 @@
 // Connections are kept per destination and reused, so a burst of mail to one peer rides one
 // Tor circuit: envelopes that wait for the same destination go out as one pipelined batch
 // (SmtpConnection.sendBatch). Idle connections are closed after `idleConnectionMs`.
-import { isIP } from 'node:net'
+// The relay settings can change at run time (setRelay, from the web UI); testRelay tries
+// settings without sending anything.
 import type { Logger } from '../log/index.ts'
 import type { RelayConfig } from '../config/index.ts'
 import type { OnionKey } from '../../protocol/onion.ts'
 import { SmtpConnection, SmtpClientError, connectViaSocks, SocksError, type Envelope, type RecipientResult } from '../smtp-client/index.ts'
+import { relayTlsOptions } from './relay-test.ts'
+
+export { testRelay, type RelayTestOptions, type RelayTestResult } from './relay-test.ts'
 
 export const RELAY_DESTINATION = 'relay'
 
@@ -51,8 +55,20 @@ export interface Delivery {
   stats (): { connectionsOpened: number, open: number }
 }
 
+/** The node's Delivery, whose relay settings can change while it runs. */
+export interface DeliveryService extends Delivery {
+  /**
+   * Use these relay settings (or none) from now on: new relay connections use them, an idle
+   * one is closed at once, and one busy with a batch is replaced before the next batch.
+   */
+  setRelay (relay: RelayConfig | undefined): void
+  hasRelay (): boolean
+}
+
 interface Lane {
   connection?: SmtpConnection
+  /** For the relay lane: the relay settings' generation the connection was opened with. */
+  generation?: number
   waiting: Array<{ envelope: Envelope, resolve: (results: RecipientResult[]) => void, reject: (err: Error) => void }>
   busy: boolean
   idleTimer?: NodeJS.Timeout
@@ -61,9 +77,11 @@ interface Lane {
 /** Envelopes sent back to back on one connection before the lane looks at new ones. */
 const MAX_BATCH = 32
 
-export function delivery (init: DeliveryInit, components: DeliveryComponents): Delivery {
+export function delivery (init: DeliveryInit, components: DeliveryComponents): DeliveryService {
   const log = components.logger.child({ component: 'delivery' })
   const lanes = new Map<string, Lane>()
+  let relaySettings = init.relay
+  let relayGeneration = 0
   const connectTimeoutMs = init.connectTimeoutMs ?? 60_000
   // Peers are smtorp nodes that answer at once; a silent one is gone (its tor died under a
   // reused connection), and waiting RFC 5321's minutes would only hide that from the sender.
@@ -89,7 +107,7 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
   }
 
   async function openRelay (): Promise<SmtpConnection> {
-    const relay = init.relay
+    const relay = relaySettings
     if (relay === undefined) throw new DeliveryError('no legacy relay is configured', true)
     let socket
     if (relay.viaTor) {
@@ -102,10 +120,10 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
     const connection = await SmtpConnection.open(socket, { ehloName: 'smtorp.invalid', timeoutMs: relayCommandTimeoutMs })
     if (connection.extensions.has('STARTTLS')) {
       // RFC 6066 3: no server name indication for an IP address.
-      await connection.startTls({ ...(isIP(relay.host) === 0 ? { servername: relay.host } : {}), host: relay.host, rejectUnauthorized: relay.verifyCertificate, minVersion: 'TLSv1.2' })
+      await connection.startTls(relayTlsOptions(relay))
     } else if (relay.requireTls) {
       connection.close()
-      throw new DeliveryError(`the relay ${relay.host}:${relay.port} does not offer STARTTLS, and relay.requireTls is on`, false)
+      throw new DeliveryError(`the relay ${relay.host}:${relay.port} does not offer STARTTLS, and the relay settings require it (requireTls)`, false)
     }
     if (relay.username !== undefined) {
       try {
@@ -114,7 +132,7 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
         // Wrong credentials are our configuration, not the message's fault: keep the mail
         // queued (the sender sees why) until the owner fixes relay.username/password.
         connection.close()
-        throw new DeliveryError(`the relay refused our login (check relay.username and relay.password): ${(err as Error).message}`, false)
+        throw new DeliveryError(`the relay refused our login (check the relay's user name and password): ${(err as Error).message}`, false)
       }
     }
     return connection
@@ -130,8 +148,16 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
 
   /** Send a batch on the lane's connection, opening one if needed. */
   async function sendOnLane (destination: string, lane: Lane, envelopes: Envelope[]): Promise<Array<RecipientResult[] | SmtpClientError>> {
-    const reused = lane.connection?.usable === true
-    if (!reused) lane.connection = await openConnection(destination)
+    const current = destination !== RELAY_DESTINATION || lane.generation === relayGeneration
+    const reused = lane.connection?.usable === true && current
+    if (!reused) {
+      // A relay connection made with settings since replaced says goodbye (in the background).
+      if (lane.connection?.usable === true) void lane.connection.quit()
+      lane.connection = undefined
+      const generation = relayGeneration
+      lane.connection = await openConnection(destination)
+      lane.generation = generation
+    }
     const outcomes = await lane.connection!.sendBatch(envelopes)
     // A reused connection may have been closed by the peer while idle: if it failed before
     // the server said anything, try once more on a fresh one.
@@ -194,6 +220,16 @@ export function delivery (init: DeliveryInit, components: DeliveryComponents): D
         current.waiting.push({ envelope, resolve, reject })
         void pump(destination, current)
       })
+    },
+    setRelay (relay) {
+      relaySettings = relay
+      relayGeneration++
+      log.info({ relay: relay === undefined ? 'none' : `${relay.host}:${relay.port}`, viaTor: relay?.viaTor ?? false }, 'relay settings changed')
+      const lane = lanes.get(RELAY_DESTINATION)
+      if (lane !== undefined && !lane.busy) void closeLane(RELAY_DESTINATION)
+    },
+    hasRelay () {
+      return relaySettings !== undefined
     },
     async stop () {
       stopped = true

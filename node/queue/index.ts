@@ -6,7 +6,8 @@
 // relay), so SMTorP and legacy recipients never share an envelope. Transient failures retry
 // on the schedule of protocol/retry-schedule.ts; the sender gets a "delayed" notice once, and
 // a "failed" notice (RFC 3464) when a recipient is refused or the schedule runs out. When
-// every recipient is done the message moves from Outbox to Sent. Delivery is at least once:
+// every recipient is done the message moves from Outbox to Sent. The owner may retry an entry
+// now or cancel it (its pending recipients fail, without a notice). Delivery is at least once:
 // a crash after the peer's 250 and before our write repeats it, and the peer drops the
 // duplicate by Message-ID.
 import { ClassicLevel } from 'classic-level'
@@ -57,8 +58,12 @@ export interface QueueInit {
   domain: string
   retry: RetryPolicy
   concurrency: number
-  /** Whether a legacy relay is configured; without one, legacy recipients fail at once. */
-  hasRelay: boolean
+  /**
+   * Whether a legacy relay is configured; without one, legacy recipients fail at once. A
+   * function is asked at each attempt, so a relay set at run time (delivery.setRelay) counts
+   * at once; a boolean is fixed for the queue's life.
+   */
+  hasRelay: boolean | (() => boolean)
 }
 
 export interface QueueComponents {
@@ -89,8 +94,21 @@ export interface OutboundQueue {
   /** Move finished messages that waited for an unlock into Sent (call after each unlock). */
   fileFinished (): Promise<void>
   list (): QueueEntry[]
+  /**
+   * The final state of an entry that left the queue lately (the last FINISHED_KEPT of them,
+   * in memory only), so a view can show how it ended; undefined if unknown or long gone.
+   */
+  finishedEntry (entryId: string): QueueEntry | undefined
   /** Try every pending recipient now instead of waiting for its next attempt. */
   retryNow (): void
+  /** Try every pending recipient of one entry now; false if there is no such entry in the queue. */
+  retry (entryId: string): boolean
+  /**
+   * The owner stops a message: every recipient still pending fails with "cancelled by you",
+   * without a failure notice, and the entry finishes like any other (Outbox to Sent, or filed
+   * at the next unlock). Durable when it resolves. False if there is no such entry.
+   */
+  cancel (entryId: string): Promise<boolean>
   /** Called after every change of state (a message queued, an attempt finished). */
   onChange (listener: () => void): () => void
 }
@@ -104,9 +122,12 @@ const ENTRY_PREFIX = 'e!'
 const BODY_PREFIX = 'b!'
 const bodyId = (entryId: string): string => `${entryId}/body`
 const LOCAL_FAILURE_RETRY_MS = 60_000
+export const CANCELLED_RESULT = 'cancelled by you'
+export const FINISHED_KEPT = 200
 
 export function outboundQueue (init: QueueInit, components: QueueComponents): OutboundQueue {
   const log = components.logger.child({ component: 'queue' })
+  const hasRelay = typeof init.hasRelay === 'function' ? init.hasRelay : () => init.hasRelay as boolean
   const db = new ClassicLevel<string, Buffer>(init.path, { valueEncoding: 'buffer' })
   const commit = new GroupCommit(db as unknown as ClassicLevel<string, string | Buffer>)
   const entries = new Map<string, QueueEntry>()
@@ -128,8 +149,14 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   const unfiled = new Map<string, QueueEntry>()
   let filing: Promise<void> | undefined
 
-  async function persist (entry: QueueEntry, raw?: Buffer): Promise<void> {
-    const gone = entry.recipients.every(r => r.state !== 'pending') && entry.awaitingFiling !== true
+  /**
+   * Write the entry, or delete it once nothing is pending and it is filed. `keep` writes it
+   * even when nothing is pending: a state that must survive a crash before the entry is
+   * finished (start() finishes such an entry).
+   */
+  async function persist (entry: QueueEntry, options: { raw?: Buffer, keep?: boolean } = {}): Promise<void> {
+    const { raw, keep = false } = options
+    const gone = !keep && entry.recipients.every(r => r.state !== 'pending') && entry.awaitingFiling !== true
     await commit.write(gone
       ? [{ type: 'del', key: ENTRY_PREFIX + entry.id }, { type: 'del', key: BODY_PREFIX + entry.id }]
       : [
@@ -214,7 +241,12 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
           inFlight.delete(key)
           attempts.delete(attempt)
           active--
-          if (entries.has(entry.id)) due(entry, item.destination)
+          if (entries.get(entry.id) === entry) {
+            // Cancelled during an attempt that then failed locally: nothing is pending, and
+            // attemptDelivery did not get as far as finishing the entry, so finish it here.
+            if (entry.recipients.some(r => r.state === 'pending')) due(entry, item.destination)
+            else settle(entry)
+          }
           runSoon()
           changed()
         })
@@ -229,8 +261,8 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     if (raw === undefined) {
       log.error({ entry: entry.id, store: entry.storeId }, 'queued message is missing from the store; failing its recipients')
       results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'the message was lost from local storage' }))
-    } else if (destination === RELAY_DESTINATION && !init.hasRelay) {
-      results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'no legacy relay is configured, so mail to ordinary (non-onion) addresses cannot be sent; set "relay" in config.yaml' }))
+    } else if (destination === RELAY_DESTINATION && !hasRelay()) {
+      results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'no legacy relay is configured, so mail to ordinary (non-onion) addresses cannot be sent; set one in the relay settings (web UI or "relay" in config.yaml)' }))
     } else {
       try {
         results = await components.delivery.deliver(destination, { from: entry.from, to: recipients.map(r => r.address), raw: withoutBcc(raw) })
@@ -247,6 +279,17 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       const result = results.find(x => x.address === r.address) ?? { ok: false, permanent: false, reply: 'no answer for this recipient' }
       r.attempts++
       r.lastAttemptAt = now
+      if (r.state !== 'pending') {
+        // Cancelled while this attempt was under way. A failure leaves it cancelled (no
+        // retry, no notice: the owner stopped it). A success is recorded as 'delivered',
+        // because it is true: the peer has the message, and the owner should see so.
+        if (result.ok) {
+          r.state = 'delivered'
+          r.lastResult = result.reply
+          log.info({ entry: entry.id, destination, attempts: r.attempts }, 'delivered, though cancelled during the attempt')
+        }
+        continue
+      }
       r.lastResult = result.reply
       if (result.ok) {
         r.state = 'delivered'
@@ -272,7 +315,11 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     if ((failed.length > 0 || delayed.length > 0) && raw !== undefined) await notifySender(entry, raw, [...failed, ...delayed])
     // Move to Sent before the entry goes: a crash in between leaves an entry that start()
     // finishes, never an Outbox message without an entry (which would be sent again).
-    if (entry.recipients.every(r => r.state !== 'pending')) await finish(entry)
+    if (entry.recipients.every(r => r.state !== 'pending')) {
+      // Cancelled with attempts to two destinations under way: the first to end files it.
+      if (entries.get(entry.id) !== entry) return
+      await finish(entry)
+    }
     await persist(entry)
   }
 
@@ -292,9 +339,15 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     await components.store.add({ folder: 'Inbox', raw: dsn.raw, from: '', to: [entry.from], messageId: dsn.messageId })
   }
 
+  /** The last FINISHED_KEPT finished entries, oldest first (a Map keeps insertion order). */
+  const finished = new Map<string, QueueEntry>()
+
   async function finish (entry: QueueEntry): Promise<void> {
     entries.delete(entry.id)
     byStoreId.delete(entry.storeId)
+    finished.delete(entry.id)
+    finished.set(entry.id, structuredClone(entry))
+    if (finished.size > FINISHED_KEPT) finished.delete(finished.keys().next().value!)
     try {
       const message = await components.store.get(entry.storeId)
       if (message !== undefined && message.folder === 'Outbox') {
@@ -311,6 +364,23 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     }
     delete entry.awaitingFiling
     unfiled.delete(entry.id)
+  }
+
+  /** Finish an entry with nothing pending outside an attempt; stop() waits for it. */
+  function settle (entry: QueueEntry): void {
+    const work: Promise<void> = (async () => {
+      await finish(entry)
+      await persist(entry)
+    })().catch(err => {
+      // The entry stays on disk with nothing pending; start() finishes it next time.
+      log.error({ entry: entry.id, err: (err as Error).message }, 'could not finish a queue entry; it is finished at the next start')
+    }).finally(() => { attempts.delete(work); changed() })
+    attempts.add(work)
+  }
+
+  function attemptUnderWay (entryId: string): boolean {
+    for (const key of inFlight) if (key.startsWith(`${entryId} `)) return true
+    return false
   }
 
   function track (entry: QueueEntry): void {
@@ -332,7 +402,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       createdAt: now,
       recipients: unique.map(address => ({ address, destination: destinationOf(address), state: 'pending', attempts: 0, nextAttemptAt: now, delayedNoticeSent: false }))
     }
-    await persist(entry, message.raw)
+    await persist(entry, { raw: message.raw })
     track(entry)
     runSoon()
     changed()
@@ -401,6 +471,44 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     },
     list () {
       return [...entries.values()].map(e => structuredClone(e))
+    },
+    finishedEntry (entryId) {
+      const entry = finished.get(entryId)
+      return entry === undefined ? undefined : structuredClone(entry)
+    },
+    retry (entryId) {
+      const entry = entries.get(entryId)
+      if (entry === undefined) return false
+      const now = Date.now()
+      for (const r of entry.recipients) if (r.state === 'pending') r.nextAttemptAt = Math.min(r.nextAttemptAt, now)
+      dueAll(entry)
+      runDue()
+      return true
+    },
+    async cancel (entryId) {
+      const entry = entries.get(entryId)
+      if (entry === undefined) return unfiled.has(entryId) // done already: nothing left to cancel
+      const cancelled = entry.recipients.filter(r => r.state === 'pending')
+      if (cancelled.length === 0) return true // being finished by the attempt that ended it
+      // Synchronously, so no attempt can start for these recipients from here on.
+      for (const r of cancelled) {
+        r.state = 'failed'
+        r.lastResult = CANCELLED_RESULT
+      }
+      const underWay = attemptUnderWay(entry.id)
+      log.info({ entry: entry.id, recipients: cancelled.length, underWay }, 'the owner cancelled delivery')
+      // The cancellation is on disk before the message leaves the Outbox: a crash in between
+      // leaves an entry with nothing pending, which start() files, instead of an Outbox
+      // message without an entry, which start() would queue (and send) again.
+      await persist(entry, { keep: true })
+      // An attempt under way finishes the entry itself when it ends (attemptDelivery, or the
+      // settle in runDue's finally when it failed locally).
+      if (!underWay && entries.get(entry.id) === entry) {
+        await finish(entry)
+        await persist(entry)
+      }
+      changed()
+      return true
     },
     retryNow () {
       const now = Date.now()

@@ -9,7 +9,9 @@ import type { MailStore } from '../store/index.ts'
 import { openTestVault, testQueueCipher, TEST_PASSPHRASE } from '../../test/harness/vault.ts'
 import type { Vault } from '../vault/index.ts'
 import { silentLogger } from '../log/index.ts'
-import { DeliveryError, RELAY_DESTINATION, type Delivery } from '../delivery/index.ts'
+import { SMTPServer } from 'smtp-server'
+import type { AddressInfo } from 'node:net'
+import { delivery as createDelivery, DeliveryError, RELAY_DESTINATION, type Delivery } from '../delivery/index.ts'
 import type { RecipientResult } from '../smtp-client/index.ts'
 import { ScriptedDelivery, acceptAll } from '../../test/harness/scripted-delivery.ts'
 import { generateOnionKey } from '../../protocol/onion.ts'
@@ -29,7 +31,7 @@ let dir: string
 let store: MailStore
 let queue: OutboundQueue | undefined
 
-function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?: boolean, noticeAfter?: number, cipher?: QueueCipher } = {}): OutboundQueue {
+function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?: boolean | (() => boolean), noticeAfter?: number, cipher?: QueueCipher } = {}): OutboundQueue {
   queue = outboundQueue({
     path: join(dir, 'queue'),
     domain: `${me.address}.onion`,
@@ -197,6 +199,186 @@ describe('outbound queue', () => {
     second.retryNow()
     await until(async () => (await store.get(id))?.folder === 'Sent')
     assert.equal(up.calls.length, 1)
+  })
+
+  it('retries one entry now, and only that one', async () => {
+    const down = new ScriptedDelivery(() => new DeliveryError('peer offline', false))
+    const q = makeQueue(down, { delays: [60_000, 60_000] })
+    await q.start()
+    await submit(q, [toA])
+    await submit(q, [toB])
+    await until(() => q.list().length === 2 && q.list().every(e => e.recipients[0]!.attempts === 1))
+    const [first, second] = q.list()
+    down.script = ok
+    assert.equal(q.retry(first!.id), true)
+    await until(() => q.list().length === 1)
+    assert.equal(q.list()[0]!.id, second!.id)
+    assert.equal(q.list()[0]!.recipients[0]!.attempts, 1)
+    assert.equal(q.retry('no-such-entry'), false)
+  })
+
+  it('cancels an entry: pending recipients fail "cancelled by you", no notice, the message goes to Sent', async () => {
+    const down = new ScriptedDelivery((_d, e) => e.to[0] === toA ? ok(_d, e) as RecipientResult[] : new DeliveryError('peer offline', false))
+    const q = makeQueue(down, { delays: [60_000] })
+    await q.start()
+    const id = await submit(q, [toA, toB])
+    await until(() => q.list()[0]?.recipients.every(r => r.attempts === 1) === true)
+    const entryId = q.list()[0]!.id
+    const seen: string[] = []
+    q.onChange(() => { for (const e of q.list()) for (const r of e.recipients) seen.push(`${r.address} ${r.state}`) })
+    assert.equal(await q.cancel(entryId), true)
+    // Durable when cancel resolves: the entry is gone and the message is in Sent, marked.
+    assert.equal(q.list().length, 0)
+    const message = (await store.get(id))!
+    assert.equal(message.folder, 'Sent')
+    assert.ok(message.flags.includes('$Undelivered'))
+    assert.deepEqual(await store.list('Inbox'), [])
+    assert.equal(await q.cancel(entryId), false)
+    assert.equal(await q.cancel('no-such-entry'), false)
+    assert.equal(down.calls.length, 2)
+    // How it ended stays visible for a while.
+    assert.deepEqual(q.finishedEntry(entryId)!.recipients.map(r => [r.address, r.state, r.lastResult]), [[toA, 'delivered', '250 2.0.0 ok'], [toB, 'failed', 'cancelled by you']])
+    assert.equal(q.finishedEntry('no-such-entry'), undefined)
+  })
+
+  for (const failure of [{ name: 'transient', error: new DeliveryError('peer offline', false) }, { name: 'permanent', error: new DeliveryError('550 no such user', true) }]) {
+    it(`a ${failure.name} failure of an attempt under way when the entry was cancelled does not bring the recipient back, nor send a notice`, async () => {
+      let release!: () => void
+      const held = new Promise<void>(resolve => { release = resolve })
+      const calls: string[] = []
+      const q = makeQueue({ deliver: async (d) => { calls.push(d); await held; throw failure.error }, stop: async () => {}, stats: () => ({ connectionsOpened: 0, open: 0 }) }, { delays: [20, 20, 20], noticeAfter: 1 })
+      await q.start()
+      const id = await submit(q, [toA])
+      await until(() => q.list()[0]?.recipients[0]?.tryingSince !== undefined)
+      const entryId = q.list()[0]!.id
+      assert.equal(await q.cancel(entryId), true)
+      // The attempt is still under way: the entry waits for it, already cancelled.
+      assert.deepEqual(q.list().map(e => e.recipients.map(r => [r.state, r.lastResult])), [[['failed', 'cancelled by you']]])
+      assert.equal((await store.get(id))!.folder, 'Outbox')
+      release()
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      assert.equal(q.list().length, 0)
+      await new Promise(resolve => setTimeout(resolve, 100)) // longer than the retry delays
+      assert.equal(calls.length, 1)
+      assert.deepEqual(await store.list('Inbox'), [])
+      assert.ok((await store.get(id))!.flags.includes('$Undelivered'))
+    })
+  }
+
+  it('an attempt under way that delivers after the entry was cancelled is recorded as delivered', async () => {
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    const states: string[] = []
+    const q = makeQueue({ deliver: async (d, e) => { await held; return ok(d, e) as RecipientResult[] }, stop: async () => {}, stats: () => ({ connectionsOpened: 0, open: 0 }) })
+    await q.start()
+    const id = await submit(q, [toA])
+    await until(() => q.list()[0]?.recipients[0]?.tryingSince !== undefined)
+    await q.cancel(q.list()[0]!.id)
+    q.onChange(() => { states.push(...q.list().flatMap(e => e.recipients.map(r => r.state))) })
+    release()
+    await until(async () => (await store.get(id))?.folder === 'Sent')
+    assert.equal((await store.get(id))!.flags.includes('$Undelivered'), false)
+    assert.equal(states.includes('pending'), false)
+  })
+
+  it('an entry cancelled with attempts to two destinations under way is filed once', async () => {
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    const q = makeQueue({ deliver: async (d, e) => { await held; return d === `${peerA.address}.onion` ? ok(d, e) as RecipientResult[] : e.to.map(address => ({ address, ok: false, permanent: false, reply: '451 later' })) }, stop: async () => {}, stats: () => ({ connectionsOpened: 0, open: 0 }) })
+    await q.start()
+    const id = await submit(q, [toA, toB])
+    await until(() => q.list()[0]?.recipients.every(r => r.tryingSince !== undefined) === true)
+    const entryId = q.list()[0]!.id
+    await q.cancel(entryId)
+    release()
+    await until(async () => (await store.get(id))?.folder === 'Sent' && q.list().length === 0)
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.deepEqual((await store.list('Sent')).map(m => m.id), [id])
+    assert.deepEqual(await store.list('Outbox'), [])
+    assert.deepEqual(await store.list('Inbox'), [])
+  })
+
+  it('an entry cancelled during an attempt that fails locally is still finished', async () => {
+    let release!: () => void
+    const held = new Promise<void>(resolve => { release = resolve })
+    const q = makeQueue({ deliver: async () => { await held; throw new Error('disk on fire') }, stop: async () => {}, stats: () => ({ connectionsOpened: 0, open: 0 }) })
+    await q.start()
+    const id = await submit(q, [toA])
+    await until(() => q.list()[0]?.recipients[0]?.tryingSince !== undefined)
+    await q.cancel(q.list()[0]!.id)
+    release()
+    await until(async () => (await store.get(id))?.folder === 'Sent')
+    assert.equal(q.list().length, 0)
+  })
+
+  it('a cancelled entry that could not be filed (a crash, say) stays cancelled across a restart, and is not sent again', async () => {
+    const down = new ScriptedDelivery(() => new DeliveryError('peer offline', false))
+    const first = makeQueue(down, { delays: [60_000] })
+    await first.start()
+    const id = await submit(first, [toA])
+    await until(() => first.list()[0]?.recipients[0]?.attempts === 1)
+    // The store fails to file the message, as a crash between the two writes would leave it.
+    const move = store.move.bind(store)
+    store.move = async () => { throw new Error('disk full') }
+    try {
+      await assert.rejects(first.cancel(first.list()[0]!.id), /disk full/)
+    } finally {
+      store.move = move
+    }
+    await first.stop()
+    assert.equal((await store.get(id))!.folder, 'Outbox')
+    const up = new ScriptedDelivery(ok)
+    const second = makeQueue(up)
+    await second.start()
+    second.retryNow()
+    await until(async () => (await store.get(id))?.folder === 'Sent')
+    await new Promise(resolve => setTimeout(resolve, 50))
+    assert.equal(up.calls.length, 0)
+    assert.equal(second.list().length, 0)
+  })
+
+  it('asks whether there is a relay at each attempt, so a relay set at run time is used at once', async () => {
+    let relay = false
+    const delivery = new ScriptedDelivery(ok)
+    queue = outboundQueue({
+      path: join(dir, 'queue'),
+      domain: `${me.address}.onion`,
+      retry: { delaysMs: [30], delayedNoticeAfterAttempts: 5 },
+      concurrency: 4,
+      hasRelay: () => relay
+    }, { logger: silentLogger(), store, delivery, cipher })
+    await queue.start()
+    const refused = await submit(queue, ['early@example.org'])
+    await until(async () => (await store.get(refused))?.folder === 'Sent')
+    assert.equal(delivery.calls.length, 0)
+    relay = true
+    const sent = await submit(queue, ['late@example.org'])
+    await until(async () => (await store.get(sent))?.folder === 'Sent')
+    assert.deepEqual(delivery.calls.map(c => c.envelope.to), [['late@example.org']])
+  })
+
+  it('a legacy recipient waiting on an unreachable relay is delivered once the relay is set right at run time', async () => {
+    const relay = new SMTPServer({ disabledCommands: ['STARTTLS', 'AUTH'], logger: false, onData (stream, _session, callback) { stream.resume(); stream.on('end', () => { received++; callback() }) } })
+    let received = 0
+    await new Promise<void>(resolve => relay.listen(0, '127.0.0.1', () => resolve()))
+    const d = createDelivery({ onionKey: me, relay: { host: '127.0.0.1', port: 1, requireTls: false, verifyCertificate: true, viaTor: false }, idleConnectionMs: 1000 }, { logger: silentLogger(), socksEndpoint: () => ({ host: '127.0.0.1', port: 9 }) })
+    try {
+      const q = makeQueue(d, { delays: [60_000], hasRelay: () => d.hasRelay() })
+      await q.start()
+      const id = await submit(q, ['someone@example.org'])
+      await until(() => q.list()[0]?.recipients[0]?.attempts === 1)
+      assert.equal(q.list()[0]!.recipients[0]!.state, 'pending')
+      assert.match(q.list()[0]!.recipients[0]!.lastResult ?? '', /connection refused/)
+      d.setRelay({ host: '127.0.0.1', port: (relay.server.address() as AddressInfo).port, requireTls: false, verifyCertificate: true, viaTor: false })
+      assert.equal(q.retry(q.list()[0]!.id), true)
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      assert.equal(received, 1)
+    } finally {
+      await queue?.stop()
+      queue = undefined
+      await d.stop()
+      await new Promise<void>(resolve => relay.close(() => resolve()))
+    }
   })
 
   it('queues an Outbox message that lost its queue entry in a crash', async () => {

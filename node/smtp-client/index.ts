@@ -14,8 +14,21 @@ export { connectViaSocks, SocksError } from './socks.ts'
 /** A failure talking to a server; `permanent` says whether trying again later cannot help. */
 export class SmtpClientError extends Error {
   override name = 'SmtpClientError'
-  constructor (message: string, readonly permanent: boolean, readonly reply?: SmtpReply) {
-    super(message)
+  constructor (message: string, readonly permanent: boolean, readonly reply?: SmtpReply, options?: ErrorOptions) {
+    super(message, options)
+  }
+}
+
+/** A socket error in words a person can read ("connection refused"), from its errno code. */
+export function describeSocketError (err: Error): string {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ECONNREFUSED': return 'connection refused'
+    case 'ENOTFOUND': return 'no such host name'
+    case 'EAI_AGAIN': return 'the host name could not be looked up (no DNS?)'
+    case 'ETIMEDOUT': return 'the connection timed out'
+    case 'EHOSTUNREACH': case 'ENETUNREACH': return 'the host cannot be reached from here'
+    case 'ECONNRESET': return 'the connection was reset'
+    default: return err.message
   }
 }
 
@@ -78,7 +91,7 @@ export class SmtpConnection {
       const socket = netConnect({ host, port })
       const timer = setTimeout(() => { socket.destroy(); reject(new SmtpClientError(`no connection to ${host}:${port} within ${timeoutMs} ms`, false)) }, timeoutMs)
       socket.once('connect', () => { clearTimeout(timer); socket.setNoDelay(true); resolve(socket) })
-      socket.once('error', err => { clearTimeout(timer); reject(new SmtpClientError(`cannot connect to ${host}:${port}: ${err.message}`, false)) })
+      socket.once('error', err => { clearTimeout(timer); reject(new SmtpClientError(`cannot connect to ${host}:${port}: ${describeSocketError(err)}`, false, undefined, { cause: err })) })
     })
   }
 
@@ -158,7 +171,7 @@ export class SmtpConnection {
     plain.removeAllListeners('error')
     const secure = await new Promise<TLSSocket>((resolve, reject) => {
       const tls = tlsConnect({ ...options, socket: plain }, () => { resolve(tls) })
-      tls.once('error', err => { reject(new SmtpClientError(`TLS handshake failed: ${err.message}`, false)) })
+      tls.once('error', err => { reject(new SmtpClientError(`TLS handshake failed: ${err.message}`, false, undefined, { cause: err })) })
     })
     this.socket = secure
     this.attach(secure)

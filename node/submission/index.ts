@@ -1,21 +1,26 @@
 // The local submission port (RFC 6409, on 127.0.0.1 unless configured otherwise): where the owner's mail client,
 // `smtorp send`, swaks or Python's smtplib hand mail to the node. The owner authenticates
-// with AUTH PLAIN or LOGIN (the password is in <dataDir>/submission.secret) and may send only
-// as their own address. A message is acknowledged with 250 only once it is durably in the
-// Outbox and in the queue; then the queue delivers it.
+// with AUTH PLAIN or LOGIN, either with the initial password (<dataDir>/submission.secret,
+// user name the owner's local part or address) or with a mail client's own credential
+// (credentials.ts), and may send only as their own address. A message is acknowledged with
+// 250 only once it is durably in the Outbox and in the queue; then the queue delivers it.
 import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Logger } from '../log/index.ts'
 import type { MailStore } from '../store/mail-store.ts'
 import type { OutboundQueue } from '../queue/index.ts'
+import type { CredentialVerifier, LoginCheck } from './credentials.ts'
 import { SmtpReplyError } from '../smtp-in/errors.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
 import { completeSubmittedMessage, prependHeaders, rfc5322Date } from '../../protocol/message.ts'
 
+export { CredentialStore, CredentialError, MAX_FAILED_LOGINS, type Credential, type CredentialVerifier, type LoginCheck, type CredentialStoreInit, type CredentialStoreComponents } from './credentials.ts'
+
 export interface SubmissionInit {
   /** The owner's address, user@<onion>.onion. */
   address: string
+  /** The initial password, for the owner's local part or address as user name. */
   password: string
   /** Default 127.0.0.1. */
   host?: string
@@ -32,6 +37,8 @@ export interface SubmissionComponents {
   queue: OutboundQueue
   /** Why mail cannot be taken now (the vault is locked), or undefined when it can. */
   refuseBecause?: () => string | undefined
+  /** The mail clients' own credentials (a CredentialStore); without it only the initial password logs in. */
+  credentials?: CredentialVerifier
 }
 
 export interface Submission {
@@ -69,10 +76,22 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
 
     onAuth (auth, session, callback) {
       const user = (auth.username ?? '').toLowerCase()
-      // Compare digests so the comparison takes the same time whatever the guess.
-      const passwordOk = timingSafeEqual(digest(auth.password ?? ''), passwordDigest)
-      if ((user === ownerLocal || user === owner) && passwordOk) return callback(null, { user: owner })
-      log.info({ session: session.id }, 'submission login failed')
+      const password = auth.password ?? ''
+      let check: LoginCheck = 'wrong'
+      if (user === ownerLocal || user === owner) {
+        // Compare digests so the comparison takes the same time whatever the guess.
+        if (timingSafeEqual(digest(password), passwordDigest)) check = 'ok'
+      } else if (components.credentials !== undefined) {
+        check = components.credentials.verify(user, password)
+      }
+      if (check === 'ok') return callback(null, { user: owner })
+      // The user name, cut short (a client may send anything), and never the password.
+      log.info({ session: session.id, username: user.slice(0, 64), reason: check }, 'submission login failed')
+      if (check === 'disabled') {
+        return callback(new SmtpReplyError(535, '5.7.8', 'This credential is disabled after too many failed logins; the owner can re-enable or replace it in the web UI'))
+      }
+      // RFC 4954 6: 454 4.7.0, a temporary failure; the client keeps its password and retries.
+      if (check === 'unavailable') return callback(new SmtpReplyError(454, '4.7.0', 'Temporary authentication failure: the node is locked; unlock it, then try again'))
       callback(new SmtpReplyError(535, '5.7.8', 'Authentication credentials invalid'))
     },
 

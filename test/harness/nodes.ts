@@ -32,6 +32,7 @@ export function testSettings (network: PrivateTorNetwork | undefined, overrides:
   return {
     tor: network !== undefined ? { mode: 'own', extraTorrc: network.clientTorrc } : undefined,
     submission: { port: 0 },
+    ui: { port: 0 },
     // Fast retries that still keep trying for about 5 minutes, longer than any test waits.
     queue: { retryDelaysMs: [2000, 3000, 5000, 5000, 10000, 10000, 15000, 20000, 30000, 30000, 60000, 60000, 60000], delayedNoticeAfterAttempts: 5 },
     log: { level: process.env.SMTORP_TEST_LOG ?? 'silent' },

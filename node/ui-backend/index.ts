@@ -1,0 +1,434 @@
+// The node's side of the web UI: implements UiNode (ui/node-api.ts) on top of the vault, the
+// queue, tor, delivery and the submission credentials. The UI only ever sees this object.
+//
+// Settings the UI changes live in the vault as sealed records (kind "settings"): the relay
+// (with its password) and the UI's own settings. They are read at each unlock.
+import { statfs } from 'node:fs/promises'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Logger } from '../log/index.ts'
+import type { RelayConfig } from '../config/index.ts'
+import type { Identity } from '../identity/index.ts'
+import type { Vault, ScrubReport } from '../vault/index.ts'
+import type { OutboundQueue, QueueEntry } from '../queue/index.ts'
+import type { TorService } from '../tor/index.ts'
+import type { DeliveryService } from '../delivery/index.ts'
+import { testRelay } from '../delivery/relay-test.ts'
+import type { CredentialStore } from '../submission/credentials.ts'
+import type { StoredMessageMeta } from '../store/mail-store.ts'
+import { readableMessage, attachmentContent } from '../mail-view/index.ts'
+import { buildMessage, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
+import { parseAddress, AddressError } from '../../protocol/address.ts'
+import { decodeEncodedWords, headerValue, summarizeHeaders } from '../../protocol/message.ts'
+import type {
+  UiNode, Health, FolderName, FolderSummary, MessagePage, MessageSummary, ReadableMessage, Draft, Route,
+  OutboxEntry, OutboxRecipient, RelaySettings, UiSettings, UnlockSecret, Credential
+} from '../../ui/node-api.ts'
+import { FOLDER_NAMES } from '../../ui/node-api.ts'
+
+export interface UiBackendInit {
+  dataDir: string
+  /** The relay from config.yaml, used until the owner saves one in the UI. */
+  configRelay?: RelayConfig
+  maxMessageBytes: number
+  submission: { host: string }
+}
+
+export interface UiBackendComponents {
+  logger: Logger
+  identity: Identity
+  vault: Vault
+  queue: OutboundQueue
+  tor: TorService
+  delivery: DeliveryService
+  credentials: CredentialStore
+  submissionPort: () => number
+  socksEndpoint: () => { host: string, port: number }
+  /** The node's scrub (one at a time), reporting progress. */
+  scrub: (onProgress: (done: number, total: number) => void) => Promise<ScrubReport>
+  lastScrub: () => ScrubReport | undefined
+  /** Unlock the vault and start what waits for it (the node's unlock). */
+  unlock: (secret: UnlockSecret) => Promise<void>
+}
+
+export interface UiBackend extends UiNode {
+  /** Load what the vault holds for the UI and delivery (the relay); call after each unlock. */
+  afterUnlock (): Promise<void>
+}
+
+const SETTINGS = 'settings'
+const RELAY_RECORD = 'relay'
+const UI_RECORD = 'ui'
+const DEFAULT_UI_SETTINGS: UiSettings = { autoLockMinutes: 15 }
+/** How long a finished message stays visible in the outbox, so its last state can be seen. */
+const FINISHED_VISIBLE_MS = 60 * 60_000
+const DISK_USE_CACHE_MS = 30_000
+const DRAFT_REPLY_HEADER = 'X-Smtorp-Draft-Reply-To'
+
+export function uiBackend (init: UiBackendInit, components: UiBackendComponents): UiBackend {
+  const { vault, queue, tor, identity } = components
+  const log = components.logger.child({ component: 'ui-backend' })
+  let scrubProgress: { done: number, total: number } | undefined
+  let relay: RelayConfig | undefined = init.configRelay
+  let diskUse: { at: number, bytes: number } | undefined
+  /** Finished queue entries, kept for a while so the outbox can show "delivered". */
+  const finished = new Map<string, { entry: QueueEntry, subject?: string, at: number }>()
+  const subjects = new Map<string, string>()
+
+  // Remember each entry's last state; when it leaves the queue, it finished.
+  let known = new Map<string, QueueEntry>()
+  queue.onChange(() => {
+    const now = Date.now()
+    const current = new Map(queue.list().map(e => [e.id, structuredClone(e)]))
+    for (const [id, entry] of known) {
+      if (!current.has(id)) {
+        const done = queue.finishedEntry(id) ?? entry
+        const subject = subjects.get(id)
+        finished.set(id, { entry: done, ...(subject !== undefined ? { subject } : {}), at: now })
+        subjects.delete(id)
+      }
+    }
+    for (const [id, f] of finished) if (now - f.at > FINISHED_VISIBLE_MS) finished.delete(id)
+    known = current
+  })
+
+  async function readSettings<T> (name: string): Promise<T | undefined> {
+    const value = await vault.getRecord(SETTINGS, name)
+    return value === undefined ? undefined : JSON.parse(value.toString('utf8')) as T
+  }
+
+  async function writeSettings (name: string, value: unknown): Promise<void> {
+    await vault.putRecord(SETTINGS, name, value === undefined ? undefined : Buffer.from(JSON.stringify(value), 'utf8'))
+  }
+
+  function summaryOf (meta: StoredMessageMeta): MessageSummary {
+    const thread = meta.thread
+    return {
+      id: meta.id,
+      folder: meta.folder as FolderName,
+      from: meta.headerFrom !== undefined && meta.headerFrom !== '' ? meta.headerFrom : meta.from,
+      to: meta.to,
+      subject: meta.subject ?? '',
+      date: meta.date ?? meta.receivedAt,
+      size: meta.size,
+      seen: meta.flags.includes('\\Seen'),
+      flagged: meta.flags.includes('\\Flagged'),
+      ...(thread !== undefined && thread !== '' ? { threadSize: vault.threadSize(thread) } : {})
+    }
+  }
+
+  async function metaOf (id: string): Promise<StoredMessageMeta | undefined> {
+    return await vault.meta(id)
+  }
+
+  async function setFlag (id: string, flag: string, on: boolean): Promise<void> {
+    const meta = await metaOf(id)
+    if (meta === undefined) throw new Error('There is no such message.')
+    const flags = meta.flags.filter(f => f !== flag)
+    if (on) flags.push(flag)
+    await vault.setFlags(id, flags)
+  }
+
+  function routeFor (address: string): Route {
+    let parsed
+    try {
+      parsed = parseAddress(address)
+    } catch (err) {
+      return { address, kind: 'invalid', description: `not a usable address: ${err instanceof AddressError ? err.message : 'unreadable'}` }
+    }
+    if (parsed.route === 'onion') return { address, kind: 'onion', description: 'directly over Tor to the recipient\'s own node, end to end' }
+    if (relay === undefined) return { address, kind: 'none', description: 'no route: this is an ordinary address and no legacy relay is set (Settings)' }
+    return { address, kind: 'relay', description: `through the legacy relay ${relay.host}${relay.viaTor ? ' (reached over Tor)' : ''}; from there by ordinary mail` }
+  }
+
+  function recipientState (r: QueueEntry['recipients'][number]): OutboxRecipient['state'] {
+    if (r.state !== 'pending') return r.state
+    if (r.tryingSince !== undefined) return 'delivering'
+    return r.attempts > 0 ? 'delayed' : 'queued'
+  }
+
+  async function subjectOf (entry: QueueEntry): Promise<string | undefined> {
+    const cached = subjects.get(entry.id)
+    if (cached !== undefined) return cached
+    const meta = await metaOf(entry.storeId).catch(() => undefined)
+    const subject = meta?.subject ?? ''
+    subjects.set(entry.id, subject)
+    return subject
+  }
+
+  /** The draft as compose takes it, with the threading headers of the message it answers. */
+  async function draftInput (draft: Draft): Promise<DraftInput> {
+    let inReplyTo: DraftInput['inReplyTo']
+    if (draft.inReplyToId !== undefined) {
+      const parent = await vault.get(draft.inReplyToId)
+      if (parent !== undefined) {
+        const parsed = await readableMessage(parent.raw)
+        // RFC 5322 3.6.4: without References, the parent's In-Reply-To starts the chain.
+        const references = parsed.references.length > 0 ? parsed.references : parsed.inReplyTo !== undefined ? [parsed.inReplyTo] : []
+        inReplyTo = { ...(parsed.messageId !== undefined ? { messageId: parsed.messageId } : {}), references }
+      }
+    }
+    return { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body, attachments: draft.attachments, ...(inReplyTo !== undefined ? { inReplyTo } : {}) }
+  }
+
+  async function dataDirBytes (): Promise<number> {
+    if (diskUse !== undefined && Date.now() - diskUse.at < DISK_USE_CACHE_MS) return diskUse.bytes
+    let total = 0
+    let files = 0
+    const walk = async (dir: string): Promise<void> => {
+      for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+        if (++files > 100_000) return // bounded: a rough figure is enough here
+        const path = join(dir, entry.name)
+        if (entry.isDirectory()) await walk(path)
+        else if (entry.isFile()) total += (await stat(path).catch(() => ({ size: 0 }))).size
+      }
+    }
+    await walk(init.dataDir)
+    diskUse = { at: Date.now(), bytes: total }
+    return total
+  }
+
+  const backend: UiBackend = {
+    async afterUnlock () {
+      const saved = await readSettings<RelayConfig | { removed: true }>(RELAY_RECORD).catch((err: unknown) => {
+        log.error({ err: (err as Error).message }, 'The relay settings in the vault cannot be read; the ones in config.yaml are used.')
+        return undefined
+      })
+      if (saved !== undefined) {
+        relay = 'removed' in saved ? undefined : saved
+        components.delivery.setRelay(relay)
+      }
+      try {
+        await components.credentials.load()
+        await components.credentials.flush()
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'The mail client credentials cannot be read; device logins are refused until this is fixed.')
+      }
+    },
+
+    async health (): Promise<Health> {
+      const status = tor.status()
+      const onion = identity.domain.replace(/\.onion$/, '')
+      const entries = queue.list()
+      const queueCounts = { queued: 0, delivering: 0, delayed: 0, failed: 0 }
+      for (const e of entries) for (const r of e.recipients) { const s = recipientState(r); if (s !== 'delivered') queueCounts[s]++ }
+      const stats = vault.stats()
+      const last = components.lastScrub()
+      const warnings: string[] = []
+      if (vault.arrivalKeyRestored) warnings.push('The vault\'s arrival key had been replaced on disk by someone who could write to it, and was restored at unlock. Mail that arrived while the vault was locked may have been readable by them.')
+      if (status.lastError !== undefined && status.bootstrapPercent < 100) warnings.push(`Tor: ${status.lastError}`)
+      if (stats.damagedRecords.length > 0) warnings.push(`${stats.damagedRecords.length} messages could not be read from storage (their records failed authentication).`)
+      let freeBytes: number | undefined
+      try {
+        const fs = await statfs(init.dataDir)
+        freeBytes = Number(fs.bavail) * Number(fs.bsize)
+      } catch {}
+      return {
+        address: identity.address,
+        onion: identity.domain,
+        tor: { bootstrapPercent: status.bootstrapPercent, summary: status.bootstrapSummary, ready: status.running && status.bootstrapPercent >= 100 },
+        smtpPublished: status.onions.some(o => o.address.replace(/\.onion$/, '') === onion && o.descriptorUploaded),
+        submission: { host: init.submission.host, port: components.submissionPort() },
+        queue: queueCounts,
+        storage: {
+          vault: vault.state(),
+          ...(last !== undefined ? { lastScrub: { finishedAt: last.finishedAt, objects: last.objects, repairedShards: last.repairedShards, lost: last.lost.length } } : {}),
+          ...(scrubProgress !== undefined ? { scrub: { ...scrubProgress } } : {}),
+          ...indexingProgress(),
+          damagedRecords: stats.damagedRecords.length,
+          shardBytes: stats.shardBytes
+        },
+        disk: { dataBytes: await dataDirBytes(), ...(freeBytes !== undefined ? { freeBytes } : {}) },
+        warnings
+      }
+    },
+
+    vaultState: () => vault.state(),
+    unlock: async (secret) => { await components.unlock(secret) },
+    checkSecret: async (secret) => { await vault.checkSecret(secret) },
+    lock: async () => { await vault.lock() },
+    async changePassphrase (current, next) {
+      await vault.checkSecret({ passphrase: current })
+      await vault.changePassphrase(next)
+    },
+    startScrub () {
+      if (scrubProgress !== undefined) return
+      scrubProgress = { done: 0, total: 0 }
+      components.scrub((done, total) => { scrubProgress = { done, total } })
+        .catch((err: unknown) => { log.error({ err: (err as Error).message }, 'The storage check from the UI failed.') })
+        .finally(() => { scrubProgress = undefined })
+    },
+
+    async folders (): Promise<FolderSummary[]> {
+      const counts = await vault.counts()
+      return FOLDER_NAMES.map(name => ({ name, total: counts.get(name)?.total ?? 0, unread: counts.get(name)?.unread ?? 0 }))
+    },
+
+    async listMessages (folder, options): Promise<MessagePage> {
+      const page = await vault.page(folder, options)
+      return { messages: page.messages.map(summaryOf), ...(page.nextBefore !== undefined ? { nextBefore: page.nextBefore } : {}) }
+    },
+
+    async search (query, options): Promise<MessagePage> {
+      const found = await vault.search(query, { limit: options.limit + 1, ...(options.before !== undefined ? { before: options.before } : {}) })
+      const messages = found.slice(0, options.limit).map(summaryOf)
+      return { messages, ...(found.length > options.limit ? { nextBefore: messages[messages.length - 1]!.id } : {}) }
+    },
+
+    async readMessage (id): Promise<ReadableMessage | undefined> {
+      const message = await vault.get(id)
+      if (message === undefined) return undefined
+      const content = await readableMessage(message.raw)
+      return {
+        summary: summaryOf(message),
+        from: content.from, to: content.to, cc: content.cc, replyTo: content.replyTo,
+        ...(content.messageId !== undefined ? { messageId: content.messageId } : {}),
+        text: content.text, fromHtml: content.fromHtml, attachments: content.attachments, problems: content.problems
+      }
+    },
+
+    async thread (id) {
+      return (await vault.thread(id)).map(summaryOf)
+    },
+
+    async attachment (id, index) {
+      const message = await vault.get(id)
+      return message === undefined ? undefined : await attachmentContent(message.raw, index)
+    },
+
+    setSeen: async (id, seen) => { await setFlag(id, '\\Seen', seen) },
+    setFlagged: async (id, flagged) => { await setFlag(id, '\\Flagged', flagged) },
+    move: async (id, folder) => { await vault.move(id, folder) },
+    async remove (id) {
+      const meta = await metaOf(id)
+      if (meta === undefined) return
+      if (meta.folder !== 'Trash') throw new Error('Only messages in Trash can be deleted for good.')
+      await vault.remove(id)
+    },
+    emptyTrash: async () => await vault.emptyFolder('Trash'),
+
+    routeFor,
+
+    async draftFrom (id, mode) {
+      const message = await vault.get(id)
+      if (message === undefined) throw Object.assign(new Error('There is no such message to answer.'), { statusCode: 404 })
+      const content = await readableMessage(message.raw)
+      const draft = replyDraft(content, mode, identity.address)
+      return { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body, attachments: [], ...(mode !== 'forward' ? { inReplyToId: id } : {}) }
+    },
+
+    async saveDraft (draft, replaces) {
+      const built = await buildMessage(await draftInput(draft), { address: identity.address }, { domain: identity.domain, maxBytes: init.maxMessageBytes, draft: true })
+      const raw = draft.inReplyToId !== undefined ? Buffer.concat([Buffer.from(`${DRAFT_REPLY_HEADER}: ${draft.inReplyToId}\r\n`), built.raw]) : built.raw
+      const stored = await vault.add({ folder: 'Drafts', raw, from: identity.address, to: [], flags: ['\\Seen', '\\Draft'] })
+      if (replaces !== undefined && (await metaOf(replaces))?.folder === 'Drafts') await vault.remove(replaces)
+      return stored.meta.id
+    },
+
+    async loadDraft (id) {
+      const message = await vault.get(id)
+      if (message === undefined || message.folder !== 'Drafts') return undefined
+      const content = await readableMessage(message.raw)
+      const attachments = []
+      for (const a of content.attachments) {
+        const file = await attachmentContent(message.raw, a.index)
+        if (file !== undefined) attachments.push(file)
+      }
+      const replyTo = headerValue(message.raw, DRAFT_REPLY_HEADER)
+      const field = (name: string): string => decodeEncodedWords(headerValue(message.raw, name) ?? '')
+      return {
+        to: field(DRAFT_HEADERS.to),
+        cc: field(DRAFT_HEADERS.cc),
+        bcc: field(DRAFT_HEADERS.bcc),
+        subject: content.subject,
+        body: content.text,
+        attachments,
+        ...(replyTo !== undefined && /^[0-9]{1,20}$/.test(replyTo) ? { inReplyToId: replyTo } : {})
+      }
+    },
+
+    async send (draft, fromDraft) {
+      const built = await buildMessage(await draftInput(draft), { address: identity.address }, { domain: identity.domain, maxBytes: init.maxMessageBytes })
+      const stored = await vault.add({ folder: 'Outbox', raw: built.raw, from: identity.address, to: built.envelope.to, messageId: built.messageId, flags: ['\\Seen'] })
+      const entry = await queue.enqueue({ storeId: stored.meta.id, from: identity.address, to: built.envelope.to, messageId: built.messageId, raw: built.raw })
+      subjects.set(entry.id, summarizeHeaders(built.raw).subject)
+      if (fromDraft !== undefined && (await metaOf(fromDraft))?.folder === 'Drafts') await vault.remove(fromDraft)
+      log.info({ queue: entry.id, recipients: built.envelope.to.length }, 'A message written in the web UI was queued.')
+      return entry.id
+    },
+
+    async outbox (): Promise<OutboxEntry[]> {
+      const out: OutboxEntry[] = []
+      const describe = async (entry: QueueEntry, subject?: string): Promise<OutboxEntry> => ({
+        id: entry.id,
+        storeId: entry.storeId,
+        ...(entry.messageId !== undefined ? { messageId: entry.messageId } : {}),
+        subject: subject ?? await subjectOf(entry),
+        createdAt: entry.createdAt,
+        recipients: entry.recipients.map(r => ({
+          address: r.address,
+          state: recipientState(r),
+          attempts: r.attempts,
+          ...(r.lastResult !== undefined ? { lastResult: r.lastResult } : {}),
+          ...(r.state === 'pending' && r.tryingSince === undefined ? { nextAttemptAt: r.nextAttemptAt } : {})
+        }))
+      })
+      for (const entry of queue.list()) out.push(await describe(entry))
+      for (const f of finished.values()) out.push(await describe(f.entry, f.subject))
+      return out.sort((a, b) => b.createdAt - a.createdAt)
+    },
+
+    retry (queueId) { queue.retry(queueId) },
+    async cancel (queueId) { await queue.cancel(queueId) },
+
+    async relaySettings () {
+      if (relay === undefined) return undefined
+      const { password: _secret, ...shown } = relay
+      return shown
+    },
+
+    async saveRelaySettings (settings) {
+      if (settings === undefined) {
+        await writeSettings(RELAY_RECORD, { removed: true })
+        relay = undefined
+      } else {
+        const next = withSavedPassword(settings)
+        await writeSettings(RELAY_RECORD, next)
+        relay = next
+      }
+      components.delivery.setRelay(relay)
+      queue.retryNow() // recipients that waited for a relay (or the old one) try the new one now
+      log.info({ relay: relay === undefined ? 'none' : `${relay.host}:${relay.port}` }, 'The relay settings were changed in the web UI.')
+    },
+
+    async testRelay (settings) {
+      return await testRelay(withSavedPassword(settings), { socksEndpoint: components.socksEndpoint })
+    },
+
+    credentials: async (): Promise<Credential[]> => components.credentials.list(),
+    addCredential: async (name) => await components.credentials.add(name),
+    revokeCredential: async (id) => { await components.credentials.revoke(id) },
+
+    async uiSettings () {
+      if (vault.state() !== 'unlocked') return DEFAULT_UI_SETTINGS
+      return { ...DEFAULT_UI_SETTINGS, ...(await readSettings<UiSettings>(UI_RECORD)) }
+    },
+    async saveUiSettings (settings) {
+      await writeSettings(UI_RECORD, settings)
+    }
+  }
+
+  /** A password left empty in the form keeps the saved one, for the same user name. */
+  function withSavedPassword (settings: RelaySettings): RelayConfig {
+    const password = settings.password ?? (settings.username !== undefined && settings.username === relay?.username ? relay.password : undefined)
+    if (settings.username !== undefined && password === undefined) throw Object.assign(new Error('Enter the password for that user name.'), { statusCode: 400 })
+    return { host: settings.host, port: settings.port, requireTls: settings.requireTls, verifyCertificate: settings.verifyCertificate, viaTor: settings.viaTor, ...(settings.username !== undefined ? { username: settings.username, password: password! } : {}) }
+  }
+
+  function indexingProgress (): { indexing?: { done: number, total: number } } {
+    const progress = vault.indexingProgress()
+    return progress !== undefined && progress.done < progress.total ? { indexing: progress } : {}
+  }
+
+  return backend
+}
