@@ -79,7 +79,7 @@ describe('web UI security', () => {
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
   })
 
-  it('sends strict security headers: CSP without inline script, no framing, no referrer', async () => {
+  it('sends strict security headers: CSP without inline script, no framing, no referrer to other sites', async () => {
     const res = await request(base, '/unlock')
     assert.equal(res.status, 200)
     const csp = res.headers.get('content-security-policy') ?? ''
@@ -89,7 +89,7 @@ describe('web UI security', () => {
     assert.match(csp, /frame-ancestors 'none'/)
     assert.match(csp, /form-action 'self'/)
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff')
-    assert.equal(res.headers.get('referrer-policy'), 'no-referrer')
+    assert.equal(res.headers.get('referrer-policy'), 'same-origin')
     assert.doesNotMatch(res.body, /<script>|<script [^>]*>[^<]/, 'no inline script in the page')
     const htmx = await request(base, '/static/htmx.min.js')
     assert.equal(htmx.status, 200)
@@ -148,6 +148,8 @@ describe('web UI security', () => {
     const crossSite = await request(base, '/lock', { method: 'POST', cookie, form: { _csrf: csrf }, headers: { origin: 'http://127.0.0.1:1' } })
     assert.equal(crossSite.status, 403)
     assert.match(crossSite.body, /another web site/)
+    const opaque = await request(base, '/lock', { method: 'POST', cookie, form: { _csrf: csrf }, headers: { origin: 'null' } })
+    assert.equal(opaque.status, 403, 'an opaque origin (sandboxed frame) is refused too')
     assert.equal(node.state, 'unlocked', 'none of them locked the vault')
     const viaHeader = await request(base, '/lock', { method: 'POST', cookie, form: {}, headers: { 'x-csrf-token': csrf, origin: base } })
     assert.equal(viaHeader.status, 303)

@@ -155,7 +155,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
 
   async function build (): Promise<FastifyInstance> {
     // No request logging: URLs and bodies stay out of the logs. Errors are logged by hand.
-    const fastify = Fastify({ logger: false, disableRequestLogging: true, bodyLimit: maxUploadBytes, trustProxy: false })
+    const fastify = Fastify({ logger: false, bodyLimit: maxUploadBytes, trustProxy: false })
     await fastify.register(helmet, {
       contentSecurityPolicy: {
         useDefaults: false,
@@ -171,7 +171,11 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
         }
       },
       crossOriginEmbedderPolicy: true,
-      referrerPolicy: { policy: 'no-referrer' },
+      // same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the
+      // UI's own form posts (Fetch standard, "serializing a request origin"), and the Origin
+      // check below would refuse every one of them. same-origin still sends no Referer to
+      // any other site.
+      referrerPolicy: { policy: 'same-origin' },
       hsts: false // plain HTTP on loopback
     })
     await fastify.register(formbody, { bodyLimit: 1024 * 1024 })
@@ -200,8 +204,9 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
       const path = request.url.split('?')[0]!
       if (request.method === 'POST') {
         const from = request.headers.origin
-        // Browsers send Origin on every cross-origin POST (Fetch standard); a different one
-        // means another site is trying to act with the owner's cookie.
+        // Browsers send Origin on every POST (Fetch standard); a different one, or "null"
+        // (an opaque origin: a sandboxed frame, or a cross-origin post under our referrer
+        // policy), means another page is trying to act with the owner's cookie.
         if (from !== undefined && from !== origin) {
           log.warn('A request from another origin was refused.')
           return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request came from another web site, so it was refused.').value)

@@ -1,0 +1,155 @@
+// The web UI end to end, as the owner uses it: in headless Chromium, alice unlocks her node,
+// reads a message bob's node delivered over the private Tor network, writes to bob, watches
+// the message go from queued to delivered, finds it by search, answers bob's message, and
+// locks. Bob's node checks what really arrived. A screenshot of each page is saved
+// (test/artifacts/ui-e2e/).
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
+import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
+import { TEST_PASSPHRASE } from './harness/vault.ts'
+import { startBrowser, screenshot, watchRequests, type TestBrowser, type Page } from './harness/browser.ts'
+import type { MailStore, StoredMessage } from '../node/store/index.ts'
+import { headerValue, messageIdOf } from '../protocol/message.ts'
+
+const TEST = 'ui-e2e'
+
+async function findIn (store: MailStore, folder: 'Inbox' | 'Sent', marker: string): Promise<StoredMessage | undefined> {
+  for (const meta of await store.list(folder)) {
+    const message = await store.get(meta.id)
+    if (message?.raw.includes(marker) === true) return message
+  }
+  return undefined
+}
+
+async function published (node: TestNode): Promise<void> {
+  await node.node.tor.waitForBootstrap(90_000)
+  await node.node.tor.waitForDescriptorUpload(node.identity.onionKey.address, 60_000)
+}
+
+describe('the web UI in Chromium, with two nodes on the private Tor network', { timeout: 600_000 }, () => {
+  let network: PrivateTorNetwork
+  let alice: TestNode
+  let bob: TestNode
+  let browser: TestBrowser
+  let page: Page
+  let outside: string[]
+  const step = async (name: string): Promise<void> => { await screenshot(page, TEST, name) }
+
+  before(async () => {
+    network = await sharedTorNetwork()
+    ;[alice, bob] = await Promise.all([startTestNode('alice', testSettings(network)), startTestNode('bob', testSettings(network))])
+    browser = await startBrowser()
+    await Promise.all([published(alice), published(bob)])
+    // A fresh start: alice's vault locked, as after a reboot.
+    await alice.node.lock()
+    page = await browser.newPage()
+    outside = (await watchRequests(page, alice.node.ui!.url(), { blockOutside: true })).outside
+  })
+  after(async () => {
+    await browser?.close()
+    await Promise.allSettled([alice?.stop(), bob?.stop()])
+    await Promise.allSettled([alice?.remove(), bob?.remove()])
+    await network?.stop()
+  })
+
+  const marker = `hello-${Date.now().toString(36)}`
+  const sentMarker = `orchard${Date.now().toString(36)}`
+  const replyMarker = `reply-${Date.now().toString(36)}`
+
+  it('unlocks, and reads a message that came over Tor while the vault was locked', async () => {
+    const sent = await bob.submit([alice.identity.address], 'Plans for Saturday', `Hi Alice,\r\nare we still on? ${marker}\r\n`)
+    assert.equal(sent.results[0]?.ok, true, String(sent.results[0]?.reply))
+    await waitFor('alice\'s node to receive bob\'s message (sealed: the vault is locked)', () => bob.node.queue.list().length === 0, 120_000, 250)
+
+    await page.goto(alice.node.ui!.url() + '/mail/Inbox')
+    assert.match(page.url(), /\/unlock$/, 'no session: the UI sends the owner to the unlock page')
+    await step('01-unlock')
+    await page.getByLabel('Passphrase').fill(TEST_PASSPHRASE)
+    await page.getByRole('button', { name: 'Unlock' }).click()
+    await page.waitForURL(/\/mail\/Inbox$/)
+    assert.equal(alice.node.vault.state(), 'unlocked')
+    await step('02-inbox')
+    const row = page.getByRole('link', { name: 'Plans for Saturday' })
+    await row.waitFor({ timeout: 30_000 })
+    await row.click()
+    await page.waitForURL(/\/message\/\d+$/)
+    await page.getByRole('heading', { name: 'Plans for Saturday' }).waitFor()
+    const body = await page.getByLabel('Message text').textContent()
+    assert.match(body ?? '', new RegExp(marker))
+    assert.match(await page.locator('dl.facts').textContent() ?? '', new RegExp(bob.identity.address.replace(/\./g, '\\.')))
+    await step('03-message')
+  })
+
+  it('writes to bob, shows the route over Tor while typing, and follows the message from queued to delivered', async () => {
+    await page.getByRole('link', { name: 'Write' }).click()
+    await page.waitForURL(/\/compose$/)
+    await page.getByLabel('To', { exact: true }).fill(bob.identity.address)
+    // The route appears as the address is typed (htmx, after a short pause).
+    await page.locator('#routes .route-onion').waitFor({ timeout: 10_000 })
+    assert.match(await page.locator('#routes').textContent() ?? '', /directly over Tor/)
+    await page.getByLabel('Subject').fill('Saturday it is')
+    await page.getByLabel('Message', { exact: true }).fill(`Yes! Bring the ${sentMarker} pie.\n`)
+    await step('04-compose')
+    await page.getByRole('button', { name: 'Send' }).click()
+    await page.waitForURL(/\/outbox$/)
+    await step('05-outbox-queued')
+    // The outbox polls itself: the state changes on the page without a reload.
+    const state = page.locator('.outbox-entry', { hasText: 'Saturday it is' }).locator('[data-state]')
+    const seen = new Set<string>()
+    await waitFor('the outbox to show the message delivered', async () => {
+      const s = await state.first().getAttribute('data-state').catch(() => null)
+      if (s !== null) seen.add(s)
+      return s === 'delivered'
+    }, 120_000, 200)
+    assert.ok(seen.has('delivered'))
+    assert.ok([...seen].every(s => ['queued', 'delivering', 'delivered'].includes(s)), [...seen].join(', '))
+    await step('06-outbox-delivered')
+    const arrived = await findIn(bob.node.store, 'Inbox', sentMarker)
+    assert.ok(arrived !== undefined, 'bob\'s node holds the message')
+    assert.match(arrived.raw.toString(), /Subject: Saturday it is/)
+  })
+
+  it('finds the sent message by search', async () => {
+    await page.getByRole('link', { name: 'Mail' }).click()
+    await page.getByLabel('Search mail').fill(sentMarker)
+    await page.getByRole('button', { name: 'Search' }).click()
+    await page.waitForURL(/\/search$/)
+    await waitFor('search to find it', async () => {
+      if (await page.getByRole('link', { name: 'Saturday it is' }).count() > 0) return true
+      // The index catches up in the background; search again.
+      await page.getByRole('button', { name: 'Search' }).click()
+      return false
+    }, 30_000, 500)
+    await step('07-search')
+    assert.doesNotMatch(page.url(), new RegExp(sentMarker), 'the search words are not in the URL')
+  })
+
+  it('answers bob\'s message with a reply that threads, then locks', async () => {
+    await page.getByRole('link', { name: 'Mail' }).click()
+    await page.getByRole('link', { name: 'Plans for Saturday' }).click()
+    await page.getByRole('link', { name: 'Reply', exact: true }).click()
+    await page.waitForURL(/\/compose\?reply=/)
+    assert.match(await page.getByLabel('To', { exact: true }).inputValue(), new RegExp(`<${bob.identity.address.replace(/\./g, '\\.')}>$`))
+    assert.equal(await page.getByLabel('Subject').inputValue(), 'Re: Plans for Saturday')
+    assert.match(await page.getByLabel('Message', { exact: true }).inputValue(), new RegExp(`> are we still on\\? ${marker}`))
+    await page.getByLabel('Message', { exact: true }).press('Control+Home')
+    await page.getByLabel('Message', { exact: true }).pressSequentially(`See you. ${replyMarker}\n`)
+    await step('08-reply')
+    await page.getByRole('button', { name: 'Send' }).click()
+    await page.waitForURL(/\/outbox$/)
+    const reply = await waitFor('bob to receive the reply', async () => await findIn(bob.node.store, 'Inbox', replyMarker), 120_000, 500)
+    const original = await findIn(bob.node.store, 'Sent', marker)
+    assert.equal(messageIdOf(reply.raw) !== undefined, true)
+    assert.equal(headerValue(reply.raw, 'In-Reply-To'), `<${messageIdOf(original!.raw)}>`, 'the reply points at bob\'s message')
+
+    await page.getByRole('button', { name: 'Lock' }).click()
+    await page.waitForURL(/\/unlock$/)
+    assert.equal(alice.node.vault.state(), 'locked')
+    await step('09-locked')
+    // Locked means locked: the old session no longer opens a page.
+    await page.goto(alice.node.ui!.url() + '/mail/Inbox')
+    assert.match(page.url(), /\/unlock$/)
+    assert.deepEqual(outside, [], 'no request left the UI\'s origin')
+  })
+})
