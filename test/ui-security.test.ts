@@ -118,7 +118,7 @@ describe('web UI security', () => {
     await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: 'and again' } })
     const slowed = await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
     assert.equal(slowed.status, 429)
-    assert.match(slowed.body, /Too many wrong attempts\. Wait \d+ seconds/)
+    assert.match(slowed.body, /Too many wrong attempts\. Wait \d+ seconds?,/)
     assert.ok(slowed.headers.get('retry-after') !== null)
     assert.equal(node.state, 'locked', 'even the right passphrase waits while throttled')
     node.wrong = 0
@@ -175,4 +175,56 @@ describe('web UI security', () => {
     const page = await request(base, '/mail/Inbox', { cookie: cookie.split(';')[0]! })
     assert.match(page.body, /<form method="post" action="\/search"/)
   })
+
+  it('locks the vault after the configured idle time, and polling does not count as use', async () => {
+    const idle = standInNode()
+    let minutes = 0.002 // 120 ms
+    idle.uiSettings = async () => ({ autoLockMinutes: minutes })
+    const quick = uiServer({ host: '127.0.0.1', port: 0, autoLockCheckMs: 40 }, { node: idle, logger: pino({ level: 'silent' }) })
+    await quick.start()
+    try {
+      const res = await request(quick.url(), '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
+      const cookie = res.headers.get('set-cookie')!.split(';')[0]!
+      assert.equal(idle.state, 'unlocked')
+      // The dashboard's own polling every 2 s must not keep an abandoned page unlocked.
+      const deadline = Date.now() + 3000
+      while (idle.state === 'unlocked' && Date.now() < deadline) {
+        await request(quick.url(), '/live/outbox', { cookie, headers: { 'hx-request': 'true' } })
+        await new Promise(resolve => setTimeout(resolve, 30))
+      }
+      assert.equal(idle.state, 'locked', 'locked after the idle time')
+      assert.equal((await request(quick.url(), '/mail/Inbox', { cookie })).status, 303, 'and the session ended with it')
+
+      // With auto-lock off (0), nothing locks however long it stays idle.
+      minutes = 0
+      const again = await request(quick.url(), '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
+      assert.equal(again.status, 303)
+      await new Promise(resolve => setTimeout(resolve, 400))
+      assert.equal(idle.state, 'unlocked')
+    } finally {
+      await quick.stop()
+    }
+  })
+
+  it('shows a storage check\'s progress as it moves, then its result', async () => {
+    let progress: { done: number, total: number } | undefined
+    const health = { address: 'me@x.onion', onion: 'x.onion', tor: { bootstrapPercent: 100, summary: 'Done', ready: true }, smtpPublished: true, submission: { host: '127.0.0.1', port: 2525 }, queue: { queued: 0, delivering: 0, delayed: 0, failed: 0 }, disk: { dataBytes: 1 }, warnings: [] }
+    node.health = async () => ({ ...health, storage: { vault: 'unlocked', damagedRecords: 0, shardBytes: 10, ...(progress !== undefined ? { scrub: progress } : { lastScrub: { finishedAt: Date.now(), objects: 40, repairedShards: 2, lost: 0 } }) } })
+    node.state = 'locked'
+    const { cookie } = await signIn(base)
+    const values: string[] = []
+    for (const done of [0, 10, 30]) {
+      progress = { done, total: 40 }
+      const live = await request(base, '/live/dashboard', { cookie, headers: { 'hx-request': 'true' } })
+      assert.doesNotMatch(live.body, /<html/, 'a fragment for htmx')
+      assert.match(live.body, /hx-trigger="every 2s"/, 'which keeps polling')
+      values.push(/<progress max="100" value="(\d+)" aria-label="Checking and repairing storage"/.exec(live.body)?.[1] ?? 'none')
+    }
+    assert.deepEqual(values, ['0', '25', '75'])
+    progress = undefined
+    const finished = await request(base, '/live/dashboard', { cookie, headers: { 'hx-request': 'true' } })
+    assert.match(finished.body, /40 objects checked, 2 shards repaired/)
+    assert.doesNotMatch(finished.body, /<progress[^>]*Checking and repairing/)
+  })
 })
+

@@ -33,7 +33,7 @@ export function unlockRoutes (fastify: FastifyInstance, context: RouteContext, o
       let code = 401
       if (e.name === 'UnlockThrottledError') {
         code = 429
-        message = `Too many wrong attempts. Wait ${e.retryAfterSeconds ?? 'a few'} seconds, then try again.`
+        message = `Too many wrong attempts. Wait ${e.retryAfterSeconds === 1 ? '1 second' : `${e.retryAfterSeconds ?? 'a few'} seconds`}, then try again.`
         if (e.retryAfterSeconds !== undefined) reply.header('Retry-After', String(e.retryAfterSeconds))
       } else if (e.name === 'WrongSecretError') {
         message = method === 'recovery' ? 'That recovery code does not open this vault.' : 'That passphrase is wrong.'

@@ -9,7 +9,10 @@ export async function addressQr (address: string): Promise<Html> {
   return trusted(svg.replace('<svg ', '<svg role="img" aria-label="QR code of your mail address" '))
 }
 
-/** The part that updates itself (polled every 2 seconds). */
+/**
+ * The part that updates itself (polled every 2 seconds). Its controls have ids: htmx gives
+ * focus back after a swap only to an element with the id the focused one had.
+ */
 export function healthFragment (h: Health, csrfToken: string): Html {
   const q = h.queue
   const s = h.storage
@@ -37,7 +40,7 @@ ${s.damagedRecords > 0 ? html`<dt>Damaged</dt><dd class="state-failed">${s.damag
 ${s.scrub !== undefined ? progressBar('Checking and repairing storage', s.scrub.done, s.scrub.total) : ''}
 ${s.indexing !== undefined ? progressBar('Indexing mail for search', s.indexing.done, s.indexing.total) : ''}
 ${s.scrub === undefined
-  ? html`<form method="post" action="/scrub" class="actions">${csrfField(csrfToken)}<button type="submit">Check and repair storage now</button></form>`
+  ? html`<form method="post" action="/scrub" class="actions">${csrfField(csrfToken)}<button type="submit" id="scrub-now">Check and repair storage now</button></form>`
   : ''}
 </div>`
 }

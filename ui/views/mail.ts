@@ -4,7 +4,7 @@ import { csrfField, formatBytes, formatDate, notice } from './layout.ts'
 
 export function folderList (folders: FolderSummary[], current?: FolderName): Html {
   return html`<nav class="folders" aria-label="Folders"><ul>
-${folders.map(f => html`<li><a href="/mail/${f.name}"${f.name === current ? html` aria-current="page"` : ''}>${f.name}</a>${f.unread > 0 ? html` <span class="count" aria-label="${f.unread} unread">${f.unread}</span>` : ''}</li>`)}
+${folders.map(f => html`<li><a href="/mail/${f.name}"${f.name === current ? html` aria-current="page"` : ''}>${f.name}</a>${f.unread > 0 ? html` <span class="count">${f.unread}<span class="visually-hidden"> unread</span></span>` : ''}</li>`)}
 </ul></nav>`
 }
 

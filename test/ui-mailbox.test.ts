@@ -1,0 +1,268 @@
+// The web UI over HTTP against a real node (vault, queue, tor on the private network): what
+// the owner does with mail and settings, form by form, as the browser would post them.
+// The Chromium tests (ui-e2e, ui-browser) cover the same pages through a real browser.
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
+import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
+import { TEST_PASSPHRASE } from './harness/vault.ts'
+import { SmtpConnection } from '../node/smtp-client/index.ts'
+import { generateOnionKey } from '../protocol/onion.ts'
+
+interface Answer { status: number, location: string | null, body: string, headers: Headers }
+
+/** A browser in miniature: one session cookie, the page's CSRF token, forms posted as browsers do. */
+class UiClient {
+  cookie = ''
+  csrf = ''
+  constructor (readonly base: string) {}
+
+  async get (path: string, headers: Record<string, string> = {}): Promise<Answer> {
+    const res = await fetch(this.base + path, { headers: { cookie: this.cookie, ...headers }, redirect: 'manual' })
+    const answer = { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
+    const token = /name="_csrf" value="([^"]+)"/.exec(answer.body)?.[1]
+    if (token !== undefined) this.csrf = token
+    return answer
+  }
+
+  async post (path: string, form: Record<string, string | string[]>): Promise<Answer> {
+    const body = new URLSearchParams()
+    for (const [k, v] of Object.entries({ _csrf: this.csrf, ...form })) for (const one of [v].flat()) body.append(k, one)
+    const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base, 'content-type': 'application/x-www-form-urlencoded' }, body: body.toString(), redirect: 'manual' })
+    const setCookie = res.headers.get('set-cookie')
+    if (setCookie !== null) this.cookie = setCookie.split(';')[0]!
+    return { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
+  }
+
+  async postMultipart (path: string, fields: Record<string, string>, files: Array<{ name: string, filename: string, type: string, content: Buffer }> = []): Promise<Answer> {
+    const form = new FormData()
+    form.append('_csrf', this.csrf)
+    for (const [k, v] of Object.entries(fields)) form.append(k, v)
+    for (const f of files) form.append(f.name, new Blob([f.content], { type: f.type }), f.filename)
+    const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base }, body: form, redirect: 'manual' })
+    return { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
+  }
+
+  async signIn (passphrase = TEST_PASSPHRASE): Promise<Answer> {
+    await this.get('/unlock')
+    return await this.post('/unlock', { method: 'passphrase', passphrase })
+  }
+}
+
+function rows (page: string): string[] {
+  return [...page.matchAll(/<tr class="(?:read|unread)">[\s\S]*?<\/tr>/g)].map(m => m[0])
+}
+
+function message (n: number, extra: string[] = []): Buffer {
+  return Buffer.from([`From: Carol <carol@example.org>`, 'To: owner@example.org', `Subject: Note ${n}`, `Message-ID: <note-${n}@example.org>`, `Date: ${new Date(Date.UTC(2026, 0, 1, 0, n)).toUTCString()}`, ...extra, '', `Body of note ${n}.`, ''].join('\r\n'))
+}
+
+describe('the web UI against a real node', { timeout: 300_000 }, () => {
+  let network: PrivateTorNetwork
+  let alice: TestNode
+  let ui: UiClient
+
+  before(async () => {
+    network = await sharedTorNetwork()
+    alice = await startTestNode('alice', testSettings(network))
+    ui = new UiClient(alice.node.ui!.url())
+    assert.equal((await ui.signIn()).status, 303)
+  })
+  after(async () => {
+    await alice?.stop()
+    await alice?.remove()
+    await network?.stop()
+  })
+
+  it('pages through a folder newest first, 50 at a time, with unread counts', async () => {
+    for (let n = 1; n <= 120; n++) {
+      await alice.node.store.add({ folder: 'Inbox', raw: message(n), from: 'carol@example.org', to: [alice.identity.address], messageId: `note-${n}@example.org`, flags: n % 3 === 0 ? ['\\Seen'] : [] })
+    }
+    const first = await ui.get('/mail/Inbox')
+    assert.equal(first.status, 200)
+    assert.match(first.body, /Inbox<\/a> <span class="count">80<span class="visually-hidden"> unread<\/span>/)
+    const page1 = rows(first.body)
+    assert.equal(page1.length, 50)
+    assert.match(page1[0]!, /Note 120/)
+    assert.match(page1[49]!, /Note 71</)
+    const older = /href="(\/mail\/Inbox\?before=\d+)"/.exec(first.body)![1]!
+    // htmx asks for the fragment only: the rows and the next link, not the page around them.
+    const fragment = await ui.get(older, { 'hx-request': 'true' })
+    assert.doesNotMatch(fragment.body, /<html/)
+    assert.equal(rows(fragment.body).length, 50)
+    assert.match(rows(fragment.body)[0]!, /Note 70</)
+    const last = await ui.get(/href="(\/mail\/Inbox\?before=\d+)"/.exec(fragment.body)![1]!)
+    assert.equal(rows(last.body).length, 20)
+    assert.match(rows(last.body)[19]!, /Note 1</)
+    assert.doesNotMatch(last.body, /Older messages/)
+  })
+
+  it('reads, marks unread, flags, moves, trashes, deletes and empties Trash', async () => {
+    const [meta] = (await alice.node.vault.page('Inbox', { limit: 1 })).messages
+    const id = meta!.id
+    const read = await ui.get(`/message/${id}`)
+    assert.match(read.body, /Body of note 120\./)
+    assert.ok((await alice.node.vault.meta(id))!.flags.includes('\\Seen'), 'opening a message marks it read')
+    assert.equal((await ui.post(`/message/${id}/seen`, { seen: '0' })).status, 303)
+    assert.ok(!(await alice.node.vault.meta(id))!.flags.includes('\\Seen'))
+    await ui.post(`/message/${id}/flag`, { flagged: '1' })
+    assert.ok((await alice.node.vault.meta(id))!.flags.includes('\\Flagged'))
+    assert.match((await ui.get('/mail/Inbox')).body, /Note 120<\/a> <span class="badge">flagged/)
+    assert.equal((await ui.post(`/message/${id}/move`, { folder: 'Outbox' })).status, 400, 'nothing is moved into the Outbox by hand')
+    await ui.post(`/message/${id}/move`, { folder: 'Sent' })
+    assert.equal((await alice.node.vault.meta(id))!.folder, 'Sent')
+    assert.equal((await ui.post(`/message/${id}/delete`, {})).status, 400, 'deleting for good only from Trash')
+    await ui.post(`/message/${id}/trash`, {})
+    assert.equal((await alice.node.vault.meta(id))!.folder, 'Trash')
+    const second = (await alice.node.vault.page('Inbox', { limit: 1 })).messages[0]!.id
+    await ui.post(`/message/${second}/trash`, {})
+    const trash = await ui.get('/mail/Trash')
+    assert.equal(rows(trash.body).length, 2)
+    await ui.post(`/message/${id}/delete`, {})
+    assert.equal(await alice.node.vault.meta(id), undefined)
+    const emptied = await ui.post('/trash/empty', {})
+    assert.equal(emptied.status, 303)
+    assert.match((await ui.get('/mail/Trash')).body, /Deleted 1 message for good\.[\s\S]*No messages\./)
+    assert.equal(await alice.node.vault.meta(second), undefined)
+  })
+
+  it('shows a message\'s thread, found by References and In-Reply-To', async () => {
+    const root = await alice.node.store.add({ folder: 'Inbox', raw: message(500), from: 'carol@example.org', to: [alice.identity.address], messageId: 'note-500@example.org' })
+    await alice.node.store.add({ folder: 'Sent', raw: message(501, ['In-Reply-To: <note-500@example.org>']), from: alice.identity.address, to: ['carol@example.org'], messageId: 'note-501@example.org' })
+    const last = await alice.node.store.add({ folder: 'Inbox', raw: message(502, ['In-Reply-To: <note-501@example.org>', 'References: <note-500@example.org> <note-501@example.org>']), from: 'carol@example.org', to: [alice.identity.address], messageId: 'note-502@example.org' })
+    const page = await ui.get(`/message/${last.meta.id}`)
+    const thread = /<h2>Thread<\/h2><ol>([\s\S]*?)<\/ol>/.exec(page.body)?.[1] ?? ''
+    assert.deepEqual([...thread.matchAll(/Note (50\d)/g)].map(m => m[1]), ['500', '501', '502'])
+    assert.match(thread, new RegExp(`href="/message/${root.meta.id}"`))
+    assert.match((await ui.get('/mail/Inbox')).body, /Note 502<\/a>[^<]*(<span class="badge">[^<]*<\/span> )*<span class="badge">3 in thread/)
+  })
+
+  it('saves a draft with unfinished recipients and an attachment, and sends it later', async () => {
+    const saved = await ui.postMultipart('/compose', { to: 'bo', cc: '', bcc: '', subject: 'Half written', body: 'Not done yet', action: 'save' }, [{ name: 'attachments', filename: 'notes.txt', type: 'text/plain', content: Buffer.from('attached words') }])
+    assert.equal(saved.status, 303)
+    const draftUrl = saved.location!
+    assert.match(draftUrl, /^\/compose\?draft=\d+$/)
+    const draft = await ui.get(draftUrl)
+    assert.match(draft.body, /id="to" name="to" value="bo"/)
+    assert.match(draft.body, /Not done yet\n?<\/textarea>/)
+    assert.match(draft.body, /name="keepAttachment" value="0" checked> notes\.txt/)
+    assert.match((await ui.get('/mail/Drafts')).body, /Half written/)
+
+    const draftId = /draft=(\d+)/.exec(draftUrl)![1]!
+    const peer = `dora@${generateOnionKey().address}.onion`
+    const sent = await ui.postMultipart('/compose', { draftId, to: peer, cc: '', bcc: 'hidden@example.org', subject: 'Half written', body: 'Done now', keepAttachment: '0', action: 'send' })
+    assert.equal(sent.status, 303, sent.body.slice(0, 500))
+    assert.equal(sent.location, '/outbox')
+    assert.doesNotMatch((await ui.get('/mail/Drafts')).body, /Half written/, 'the draft is gone once sent')
+    const [outgoing] = await alice.node.vault.page('Outbox', { limit: 1 }).then(p => p.messages)
+    const stored = await alice.node.vault.get(outgoing!.id)
+    assert.match(stored!.raw.toString(), /Content-Disposition: attachment; filename=notes\.txt/)
+    assert.match(stored!.raw.toString(), /Bcc: hidden@example\.org/, 'the sender\'s copy keeps Bcc; the queue strips it per copy')
+  })
+
+  it('shows each recipient\'s state in words, retries, and cancels', async () => {
+    // Dora's onion does not exist: tor cannot find it, so her delivery is delayed, not lost.
+    // hidden@example.org has no route: no relay is set, so it fails at once, saying why.
+    let lastSeen = ''
+    const outbox = await waitFor('dora\'s delivery to be delayed', async () => {
+      const page = await ui.get('/live/outbox')
+      lastSeen = page.body
+      return /data-state="delayed"/.test(page.body) && page.body
+    }, 120_000, 500).catch((err: Error) => { throw new Error(`${err.message}; the outbox showed: ${lastSeen}`) })
+    assert.match(outbox, /hidden@example\.org<\/span>: <strong class="state-failed" data-state="failed">Failed<\/strong> — no legacy relay is configured/)
+    assert.match(outbox, /Delayed<\/strong> — the last try failed: [^<]{10,}\. Next try/)
+    const queueId = /action="\/outbox\/([^/]+)\/cancel"/.exec(outbox)![1]!
+    assert.equal((await ui.post(`/outbox/${queueId}/retry`, {})).status, 303)
+    assert.equal((await ui.post(`/outbox/${queueId}/cancel`, {})).status, 303)
+    const after = await ui.get('/outbox')
+    assert.match(after.body, /dora@[a-z2-7]{56}\.onion<\/span>: <strong class="state-failed" data-state="failed">Failed<\/strong> — cancelled by you/)
+    await waitFor('the cancelled message to be filed in Sent', async () => (await alice.node.vault.page('Outbox', { limit: 5 })).messages.length === 0, 10_000)
+    assert.match((await ui.get('/mail/Sent')).body, /Half written/)
+  })
+
+  it('shows the route of each recipient while writing', async () => {
+    await ui.get('/compose')
+    const res = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"Bob, the friend" <bob@${alice.identity.domain}>, someone@example.org`, cc: 'not an address', bcc: '' }).toString() })
+    const text = await res.text()
+    assert.match(text, /class="route-onion"[^]*directly over Tor/)
+    assert.match(text, /class="route-none"[^]*someone@example\.org[^]*no legacy relay is set/)
+    assert.match(text, /class="route-invalid"[^]*not a usable address/)
+  })
+
+  it('gives each mail client its own password, which works until revoked', async () => {
+    const made = await ui.post('/settings/credentials', { name: 'phone' })
+    const username = /id="new-username">([^<]+)</.exec(made.body)![1]!
+    const password = /id="new-password">([^<]+)</.exec(made.body)![1]!
+    assert.match(username, /^phone-/)
+    assert.doesNotMatch((await ui.get('/settings')).body, new RegExp(password), 'the password is shown once only')
+    const send = async (): Promise<void> => {
+      const connection = await SmtpConnection.open(await SmtpConnection.dial('127.0.0.1', alice.node.submissionPort(), 5000), { ehloName: 'localhost', timeoutMs: 10_000 })
+      try {
+        await connection.authPlain(username, password)
+      } finally {
+        await connection.quit().catch(() => {})
+      }
+    }
+    await send()
+    const id = /action="\/settings\/credentials\/([^/]+)\/revoke"/.exec((await ui.get('/settings')).body)![1]!
+    await ui.post(`/settings/credentials/${id}/revoke`, {})
+    await assert.rejects(send(), /535/)
+  })
+
+  it('sets a relay, tests the connection and says what failed, and removes it', async () => {
+    const form = { host: '127.0.0.1', port: '9', username: 'me', password: 'relay-secret', requireTls: '1', verifyCertificate: '1' }
+    const tested = await ui.post('/settings/relay', { ...form, action: 'test' })
+    assert.match(tested.body, /Could not connect to 127\.0\.0\.1:9/)
+    await ui.post('/settings/relay', { ...form, action: 'save' })
+    const settings = await ui.get('/settings')
+    assert.match(settings.body, /id="relay-host" name="host" value="127\.0\.0\.1"/)
+    assert.doesNotMatch(settings.body, /relay-secret/, 'the relay password never comes back to the page')
+    assert.match(alice.node.ui !== undefined ? (await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: 'to=someone%40example.org' }).then(r => r.text())) : '', /through the legacy relay 127\.0\.0\.1/)
+    // Saved again without a password: the old one is kept, not erased.
+    await ui.post('/settings/relay', { ...form, password: '', action: 'save' })
+    assert.equal((await alice.node.vault.getRecord('settings', 'relay'))!.toString().includes('relay-secret'), true)
+    await ui.post('/settings/relay', { action: 'remove' })
+    assert.match((await ui.get('/settings')).body, /None is set: such mail cannot be sent\./)
+  })
+
+  it('changes the passphrase only with the right current one, and the new one unlocks', async () => {
+    const wrong = await ui.post('/settings/passphrase', { current: 'not the passphrase', next: 'a new long passphrase', repeat: 'a new long passphrase' })
+    assert.equal(wrong.status, 400)
+    assert.match(wrong.body, /The current passphrase is wrong; nothing was changed\./)
+    const differ = await ui.post('/settings/passphrase', { current: TEST_PASSPHRASE, next: 'a new long passphrase', repeat: 'a new long passphrasf' })
+    assert.match(differ.body, /The two new passphrases differ\./)
+    assert.equal((await ui.post('/settings/passphrase', { current: TEST_PASSPHRASE, next: 'a new long passphrase', repeat: 'a new long passphrase' })).status, 303)
+    await ui.get('/settings')
+    await ui.post('/lock', {})
+    assert.equal(alice.node.vault.state(), 'locked')
+    assert.equal((await ui.signIn(TEST_PASSPHRASE)).status, 401)
+    assert.equal((await ui.signIn('a new long passphrase')).status, 303)
+    assert.equal(alice.node.vault.state(), 'unlocked')
+  })
+
+  it('unlocks with the recovery code when the passphrase is lost', async () => {
+    await ui.get('/settings')
+    await ui.post('/lock', {})
+    const form = await ui.get('/unlock?method=recovery')
+    assert.match(form.body, /<label for="recoveryCode">Recovery code<\/label>/)
+    const wrong = await ui.post('/unlock', { method: 'recovery', recoveryCode: 'AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA-AAAA' })
+    assert.equal(wrong.status, 401)
+    assert.match(wrong.body, /That recovery code does not open this vault\./)
+    assert.equal(alice.node.vault.state(), 'locked')
+  })
+
+  it('shows the node\'s health, and a storage check with its result', async () => {
+    await ui.signIn('a new long passphrase')
+    const page = await ui.get('/dashboard')
+    assert.match(page.body, new RegExp(`id="own-address" class="onion">${alice.identity.address.replace(/\./g, '\\.')}<`))
+    assert.match(page.body, /<svg role="img" aria-label="QR code of your mail address"/)
+    await alice.node.tor.waitForDescriptorUpload(alice.identity.onionKey.address, 60_000)
+    assert.match((await ui.get('/live/dashboard')).body, /Connected to the Tor network[\s\S]*Published: peers can deliver to you over Tor/)
+    assert.equal((await ui.post('/scrub', {})).status, 303)
+    const report = await waitFor('the storage check to finish', async () => {
+      const live = await ui.get('/live/dashboard')
+      return /objects checked/.test(live.body) && live.body
+    }, 60_000, 200)
+    assert.match(report, /\d+ objects checked, 0 shards repaired, <span class="">0 lost/)
+  })
+})
