@@ -38,7 +38,7 @@ class UiClient {
     const form = new FormData()
     form.append('_csrf', this.csrf)
     for (const [k, v] of Object.entries(fields)) form.append(k, v)
-    for (const f of files) form.append(f.name, new Blob([f.content], { type: f.type }), f.filename)
+    for (const f of files) form.append(f.name, new Blob([new Uint8Array(f.content)], { type: f.type }), f.filename)
     const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base }, body: form, redirect: 'manual' })
     return { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
   }
