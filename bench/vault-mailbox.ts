@@ -29,6 +29,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { openTestVault } from '../test/harness/vault.ts'
 import { prng, quantile } from './lib/stats.ts'
+import { zipfVocabulary } from './lib/vocabulary.ts'
 
 const SEARCH_GOAL_MS = 100
 const MAILPILE_MS = 200
@@ -37,25 +38,7 @@ const RSS_GOAL_MB = 250
 /** The same mailbox in the builder and the measuring child. */
 function mailbox (count: number): { message: (n: number) => { raw: Buffer, from: string }, word: (rank: number) => string, correspondent: (i: number) => string } {
   const random = prng(42)
-  const syllables = ['ka', 'lo', 'mi', 'ne', 'tu', 'ra', 'si', 'vo', 'pe', 'du', 'gi', 'ba', 'ze', 'fo', 'ly', 'qu']
-  const words: string[] = []
-  const seen = new Set<string>()
-  while (words.length < 20_000) {
-    let w = ''
-    for (let i = 0, n = 2 + Math.floor(random() * 3); i < n; i++) w += syllables[Math.floor(random() * syllables.length)]!
-    if (!seen.has(w)) { seen.add(w); words.push(w) }
-  }
-  // Zipf, s = 1, by inverse CDF over the 20,000 ranks.
-  const cdf = new Float64Array(words.length)
-  let sum = 0
-  for (let r = 0; r < words.length; r++) { sum += 1 / (r + 1); cdf[r] = sum }
-  const pick = (u: number): string => {
-    let lo = 0
-    let hi = words.length - 1
-    const target = u * sum
-    while (lo < hi) { const mid = (lo + hi) >>> 1; if (cdf[mid]! < target) lo = mid + 1; else hi = mid }
-    return words[lo]!
-  }
+  const { words, pick } = zipfVocabulary(random)
   const correspondent = (i: number): string => `${words[(i * 7919) % words.length]}${i}@${words[(i * 104729) % words.length]}.example`
   void count
   return {
