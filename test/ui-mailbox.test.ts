@@ -137,6 +137,21 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.match((await ui.get('/mail/Inbox')).body, /Note 502<\/a>[^<]*(<span class="badge">[^<]*<\/span> )*<span class="badge">3 in thread/)
   })
 
+  it('starts a reply to all and a forward from a message', async () => {
+    const many = await alice.node.store.add({ folder: 'Inbox', raw: Buffer.from(['From: Carol <carol@example.org>', `To: ${alice.identity.address}, dan@example.org`, 'Cc: erin@example.org', 'Subject: Team lunch', 'Message-ID: <lunch@example.org>', '', 'Thursday?', ''].join('\r\n')), from: 'carol@example.org', to: [alice.identity.address], messageId: 'lunch@example.org' })
+    const all = await ui.get(`/compose?reply=${many.meta.id}&mode=replyAll`)
+    const field = (page: string, id: string): string => new RegExp(`id="${id}" name="${id}" value="([^"]*)"`).exec(page)?.[1] ?? ''
+    assert.match(field(all.body, 'to'), /carol@example\.org/)
+    assert.match(field(all.body, 'to') + field(all.body, 'cc'), /dan@example\.org[\s\S]*erin@example\.org|erin@example\.org[\s\S]*dan@example\.org/)
+    assert.doesNotMatch(field(all.body, 'to') + field(all.body, 'cc'), new RegExp(alice.identity.address.replace(/\./g, '\\.')), 'not to oneself')
+    assert.match(all.body, /name="inReplyToId" value="\d+"/)
+    const forward = await ui.get(`/compose?reply=${many.meta.id}&mode=forward`)
+    assert.equal(field(forward.body, 'to'), '')
+    assert.match(forward.body, /id="subject" name="subject" value="Fwd: Team lunch"/)
+    assert.match(forward.body, /Forwarded message[\s\S]*Thursday\?/)
+    assert.doesNotMatch(forward.body, /name="inReplyToId"/)
+  })
+
   it('saves a draft with unfinished recipients and an attachment, and sends it later', async () => {
     const saved = await ui.postMultipart('/compose', { to: 'bo', cc: '', bcc: '', subject: 'Half written', body: 'Not done yet', action: 'save' }, [{ name: 'attachments', filename: 'notes.txt', type: 'text/plain', content: Buffer.from('attached words') }])
     assert.equal(saved.status, 303)
@@ -223,6 +238,13 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.equal((await alice.node.vault.getRecord('settings', 'relay'))!.toString().includes('relay-secret'), true)
     await ui.post('/settings/relay', { action: 'remove' })
     assert.match((await ui.get('/settings')).body, /None is set: such mail cannot be sent\./)
+  })
+
+  it('saves the auto-lock time, and refuses nonsense', async () => {
+    await ui.get('/settings')
+    assert.equal((await ui.post('/settings/autolock', { minutes: '-3' })).status, 400)
+    assert.equal((await ui.post('/settings/autolock', { minutes: '30' })).status, 303)
+    assert.match((await ui.get('/settings')).body, /The vault locks after 30 minutes without use\.[\s\S]*id="autolock" name="minutes" value="30"/)
   })
 
   it('changes the passphrase only with the right current one, and the new one unlocks', async () => {
