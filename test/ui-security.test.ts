@@ -3,6 +3,7 @@
 // token and Origin checks, sessions, unlock errors and throttling, headers, no secrets in URLs.
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { request as httpRequest } from 'node:http'
 import pino from 'pino'
 import { uiServer, UiConfigError, type UiServer } from '../ui/server.ts'
 import type { UiNode, UnlockSecret } from '../ui/node-api.ts'
@@ -44,6 +45,15 @@ async function request (base: string, path: string, init: { method?: string, coo
   }
   const res = await fetch(base + path, { method: init.method ?? 'GET', headers, body, redirect: 'manual' })
   return { status: res.status, headers: res.headers, body: await res.text() }
+}
+
+/** GET /unlock with a chosen Host header (fetch does not let a caller set Host). */
+async function rawGet (port: string, host: string): Promise<{ status: number }> {
+  return await new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: Number(port), path: '/unlock', headers: { host } }, res => { res.resume(); resolve({ status: res.statusCode ?? 0 }) })
+    req.on('error', reject)
+    req.end()
+  })
 }
 
 async function signIn (base: string): Promise<{ cookie: string, csrf: string }> {
@@ -94,6 +104,18 @@ describe('web UI security', () => {
     const htmx = await request(base, '/static/htmx.min.js')
     assert.equal(htmx.status, 200)
     assert.match(htmx.body, /htmx/)
+  })
+
+  it('answers only to its loopback names, so a rebound DNS name cannot reach it', async () => {
+    const port = new URL(base).port
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
+      const res = await rawGet(port, host)
+      assert.equal(res.status, 200, host)
+    }
+    for (const host of [`evil.example:${port}`, `127.0.0.1.evil.example:${port}`, 'localhost', `localhost:${Number(port) + 1}`]) {
+      const res = await rawGet(port, host)
+      assert.equal(res.status, 421, host)
+    }
   })
 
   it('refuses requests without a session: pages redirect to unlock, actions get 401', async () => {

@@ -108,6 +108,8 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
   const maxUploadBytes = init.maxUploadBytes ?? 25 * 1024 * 1024
   let app: FastifyInstance | undefined
   let origin = ''
+  /** Host header values served: the loopback names with the port (undefined: any, see allowNonLoopback). */
+  let loopbackHosts: Set<string> | undefined
   let autoLockTimer: NodeJS.Timeout | undefined
   let autoLockMinutes = 15
 
@@ -199,15 +201,23 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
     }
     fastify.get('/favicon.ico', async (_request, reply) => reply.code(204).send())
 
-    // Every request: Origin check for POSTs, then the session, then the CSRF token.
+    // Every request: the Host, the Origin of POSTs, then the session, then the CSRF token.
     fastify.addHook('onRequest', async (request, reply) => {
       const path = request.url.split('?')[0]!
+      const host = request.headers.host ?? ''
+      // DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches this
+      // port with "Host: evil.example:<port>". Only loopback names are served (unless the
+      // UI was explicitly opened beyond loopback, where the Host cannot be known here).
+      if (loopbackHosts !== undefined && !loopbackHosts.has(host.toLowerCase())) {
+        log.warn('A request for another host name was refused (DNS rebinding?).')
+        return await reply.code(421).type('text/html; charset=utf-8').send(errorPage('Wrong address', `Open this page at ${origin}.`).value)
+      }
       if (request.method === 'POST') {
         const from = request.headers.origin
-        // Browsers send Origin on every POST (Fetch standard); a different one, or "null"
-        // (an opaque origin: a sandboxed frame, or a cross-origin post under our referrer
-        // policy), means another page is trying to act with the owner's cookie.
-        if (from !== undefined && from !== origin) {
+        // Browsers send Origin on every POST (Fetch standard); one that is not this page's
+        // own, or "null" (an opaque origin: a sandboxed frame, or a cross-origin post under
+        // our referrer policy), means another page is trying to act with the owner's cookie.
+        if (from !== undefined && from !== `http://${host}`) {
           log.warn('A request from another origin was refused.')
           return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request came from another web site, so it was refused.').value)
         }
@@ -269,6 +279,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
       const address = app.server.address() as AddressInfo
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
       origin = `http://${host}:${address.port}`
+      if (isLoopback(init.host)) loopbackHosts = new Set([`127.0.0.1:${address.port}`, `localhost:${address.port}`, `[::1]:${address.port}`, `${host}:${address.port}`])
       refreshAutoLock()
       autoLockTimer = setInterval(() => { autoLockCheck().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Auto-lock failed.') }) }, init.autoLockCheckMs ?? 15_000)
       autoLockTimer.unref()

@@ -15,15 +15,17 @@ const FOLDER_MASK = (1 << FOLDER_BITS) - 1
 type Ids = string | string[]
 
 export class MailboxIndex {
-  /**
-   * id → folder index | flag set index << FOLDER_BITS, in ascending id order (see ensureSorted).
-   * Map iteration follows insertion, and `set` on a key already present keeps its place, so
-   * setFlags and move never disturb the order; only a new id smaller than one already here
-   * can (an arrival filed late, or filed while a newer add ran), and that is put right lazily.
-   */
+  /** id → folder index | flag set index << FOLDER_BITS. */
   private readonly entries = new Map<string, number>()
-  private newestId = ''
+  /**
+   * Every id, ascending, so a page is found by binary search and a walk back from there (its
+   * cost is the page, not the mailbox). Ids are appended as they come, which keeps the order
+   * except for an id smaller than the last (an arrival filed late): then it is sorted lazily.
+   * Deleted ids stay until they are half of the array (`deleted`), skipped when walking.
+   */
+  private order: string[] = []
   private ordered = true
+  private readonly deleted = new Set<string>()
   /** Distinct flag sets, shared by every message that has the same one. */
   private readonly flagSets: Array<readonly string[]> = [[]]
   private readonly flagSetIds = new Map<string, number>([['', 0]])
@@ -69,7 +71,12 @@ export class MailboxIndex {
     if (before !== undefined && before !== folder && messageId !== undefined) unlink(this.byMessageId, duplicateKey(before, messageId), id)
     if (messageId !== undefined && before !== folder) link(this.byMessageId, duplicateKey(folder, messageId), id)
     if (old === undefined) {
-      if (id < this.newestId) this.ordered = false; else this.newestId = id
+      if (this.deleted.has(id)) {
+        this.deleted.delete(id) // back again (its place in `order` was kept)
+      } else {
+        if (this.order.length > 0 && id < this.order[this.order.length - 1]!) this.ordered = false
+        this.order.push(id)
+      }
       if (thread !== undefined && thread !== '' && thread !== messageId) link(this.byThread, threadKey(thread), id)
     } else {
       this.count(old, -1)
@@ -86,6 +93,11 @@ export class MailboxIndex {
     if (thread !== undefined && thread !== '' && thread !== messageId) unlink(this.byThread, threadKey(thread), id)
     this.count(packed, -1)
     this.entries.delete(id)
+    this.deleted.add(id)
+    if (this.deleted.size > 1024 && this.deleted.size * 2 > this.order.length) {
+      this.order = this.order.filter(x => !this.deleted.has(x))
+      this.deleted.clear()
+    }
   }
 
   /** Ids in `folder` whose Message-ID is `messageId`, oldest first. */
@@ -98,26 +110,34 @@ export class MailboxIndex {
     this.ensureSorted()
     const out: string[] = []
     const wanted = folder === undefined ? -1 : FOLDERS.indexOf(folder)
-    for (const [id, packed] of this.entries) if (wanted < 0 || (packed & FOLDER_MASK) === wanted) out.push(id)
+    for (const id of this.order) {
+      const packed = this.entries.get(id)
+      if (packed !== undefined && (wanted < 0 || (packed & FOLDER_MASK) === wanted)) out.push(id)
+    }
     return out
   }
 
   /**
    * Up to `count` ids of `folder` below `before` (all if not given), newest first, leaving out
-   * those `skip` names. One pass over the ids up to `before`; no sorting.
+   * those `skip` names. A binary search for `before`, then a walk back until the page is full.
    */
   newest (folder: Folder, count: number, before?: string, skip?: (id: string) => boolean): string[] {
     if (count <= 0) return []
     this.ensureSorted()
     const wanted = FOLDERS.indexOf(folder)
-    let kept: string[] = []
-    for (const [id, packed] of this.entries) {
-      if (before !== undefined && id >= before) break
-      if ((packed & FOLDER_MASK) !== wanted || skip?.(id) === true) continue
-      kept.push(id)
-      if (kept.length >= 2 * count) kept = kept.slice(count) // only the last `count` can be returned
+    let end = this.order.length
+    if (before !== undefined) {
+      let lo = 0
+      while (lo < end) { const mid = (lo + end) >>> 1; if (this.order[mid]! < before) lo = mid + 1; else end = mid }
     }
-    return kept.slice(-count).reverse()
+    const out: string[] = []
+    for (let i = end - 1; i >= 0 && out.length < count; i--) {
+      const id = this.order[i]!
+      const packed = this.entries.get(id)
+      if (packed === undefined || (packed & FOLDER_MASK) !== wanted || skip?.(id) === true) continue
+      out.push(id)
+    }
+    return out
   }
 
   /** Messages and messages without \Seen, per folder. */
@@ -150,16 +170,15 @@ export class MailboxIndex {
     this.byThread.clear()
     this.totals.fill(0)
     this.unseen.fill(0)
-    this.newestId = ''
+    this.order = []
+    this.deleted.clear()
     this.ordered = true
   }
 
-  /** Put the entries back in ascending id order if a late id came in (rare: see `entries`). */
+  /** Put `order` back in ascending order if a late id came in (rare: see `order`). */
   private ensureSorted (): void {
     if (this.ordered) return
-    const all = [...this.entries].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)
-    this.entries.clear()
-    for (const [id, packed] of all) this.entries.set(id, packed)
+    this.order.sort()
     this.ordered = true
   }
 
