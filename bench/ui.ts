@@ -181,7 +181,7 @@ async function serve (dir: string): Promise<void> {
   // Errors only, to stderr: a failed request says why there.
   const logger = createLogger({ level: 'error', destination: 2 })
   // Stand-ins: nothing measured reaches these; uiBackend subscribes to queue.onChange when built.
-  const queue = { onChange () {}, list: () => [], finishedEntry: () => undefined } as unknown as OutboundQueue
+  const queue = { onChange () {}, list: () => [], recentlyFinished: () => [] } as unknown as OutboundQueue
   const tor = { status: () => ({ running: false, bootstrapPercent: 0, bootstrapSummary: 'not started (benchmark)', onions: [] }) } as unknown as TorService
   const delivery = { setRelay () {} } as unknown as DeliveryService
   const credentials = { list: () => [], load: async () => {}, flush: async () => {} } as unknown as CredentialStore

@@ -79,6 +79,10 @@ export interface QueueCipher {
   open (entryId: string, sealed: Buffer): Buffer
 }
 
+export interface FinishedEntry extends QueueEntry {
+  finishedAt: number
+}
+
 export class QueueError extends Error {
   override name = 'QueueError'
 }
@@ -95,10 +99,10 @@ export interface OutboundQueue {
   fileFinished (): Promise<void>
   list (): QueueEntry[]
   /**
-   * The final state of an entry that left the queue lately (the last FINISHED_KEPT of them,
-   * in memory only), so a view can show how it ended; undefined if unknown or long gone.
+   * Entries that left the queue lately, in their final state, newest first (the last
+   * FINISHED_KEPT of them, in memory only), so a view can show how each ended.
    */
-  finishedEntry (entryId: string): QueueEntry | undefined
+  recentlyFinished (): FinishedEntry[]
   /** Try every pending recipient now instead of waiting for its next attempt. */
   retryNow (): void
   /** Try every pending recipient of one entry now; false if there is no such entry in the queue. */
@@ -340,13 +344,13 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
   }
 
   /** The last FINISHED_KEPT finished entries, oldest first (a Map keeps insertion order). */
-  const finished = new Map<string, QueueEntry>()
+  const finished = new Map<string, FinishedEntry>()
 
   async function finish (entry: QueueEntry): Promise<void> {
     entries.delete(entry.id)
     byStoreId.delete(entry.storeId)
     finished.delete(entry.id)
-    finished.set(entry.id, structuredClone(entry))
+    finished.set(entry.id, { ...structuredClone(entry), finishedAt: Date.now() })
     if (finished.size > FINISHED_KEPT) finished.delete(finished.keys().next().value!)
     try {
       const message = await components.store.get(entry.storeId)
@@ -472,9 +476,8 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     list () {
       return [...entries.values()].map(e => structuredClone(e))
     },
-    finishedEntry (entryId) {
-      const entry = finished.get(entryId)
-      return entry === undefined ? undefined : structuredClone(entry)
+    recentlyFinished () {
+      return [...finished.values()].reverse().map(e => structuredClone(e))
     },
     retry (entryId) {
       const entry = entries.get(entryId)

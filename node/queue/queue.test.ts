@@ -237,8 +237,10 @@ describe('outbound queue', () => {
     assert.equal(await q.cancel('no-such-entry'), false)
     assert.equal(down.calls.length, 2)
     // How it ended stays visible for a while.
-    assert.deepEqual(q.finishedEntry(entryId)!.recipients.map(r => [r.address, r.state, r.lastResult]), [[toA, 'delivered', '250 2.0.0 ok'], [toB, 'failed', 'cancelled by you']])
-    assert.equal(q.finishedEntry('no-such-entry'), undefined)
+    const done = q.recentlyFinished().find(e => e.id === entryId)
+    assert.ok(done !== undefined && done.finishedAt > 0)
+    assert.deepEqual(done.recipients.map(r => [r.address, r.state, r.lastResult]), [[toA, 'delivered', '250 2.0.0 ok'], [toB, 'failed', 'cancelled by you']])
+    assert.equal(q.recentlyFinished().some(e => e.id === 'no-such-entry'), false)
   })
 
   for (const failure of [{ name: 'transient', error: new DeliveryError('peer offline', false) }, { name: 'permanent', error: new DeliveryError('550 no such user', true) }]) {

@@ -19,7 +19,7 @@ import type { StoredMessageMeta } from '../store/mail-store.ts'
 import { readableMessage, attachmentContent } from '../mail-view/index.ts'
 import { buildMessage, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
-import { decodeEncodedWords, headerValue, summarizeHeaders } from '../../protocol/message.ts'
+import { decodeEncodedWords, headerValue } from '../../protocol/message.ts'
 import type {
   UiNode, Health, FolderName, FolderSummary, MessagePage, MessageSummary, ReadableMessage, Draft, Route,
   OutboxEntry, OutboxRecipient, RelaySettings, UiSettings, UnlockSecret, Credential
@@ -60,7 +60,7 @@ const SETTINGS = 'settings'
 const RELAY_RECORD = 'relay'
 const UI_RECORD = 'ui'
 const DEFAULT_UI_SETTINGS: UiSettings = { autoLockMinutes: 15 }
-/** How long a finished message stays visible in the outbox, so its last state can be seen. */
+/** How long a finished message stays in the outbox view, so its last state can be seen. */
 const FINISHED_VISIBLE_MS = 60 * 60_000
 const DISK_USE_CACHE_MS = 30_000
 const DRAFT_REPLY_HEADER = 'X-Smtorp-Draft-Reply-To'
@@ -71,27 +71,6 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
   let scrubProgress: { done: number, total: number } | undefined
   let relay: RelayConfig | undefined = init.configRelay
   let diskUse: { at: number, bytes: number } | undefined
-  /** Finished queue entries, kept for a while so the outbox can show "delivered". */
-  const finished = new Map<string, { entry: QueueEntry, subject?: string, at: number }>()
-  const subjects = new Map<string, string>()
-
-  // Remember each entry's last state; when it leaves the queue, it finished.
-  let known = new Map<string, QueueEntry>()
-  queue.onChange(() => {
-    const now = Date.now()
-    const current = new Map(queue.list().map(e => [e.id, structuredClone(e)]))
-    for (const [id, entry] of known) {
-      if (!current.has(id)) {
-        const done = queue.finishedEntry(id) ?? entry
-        const subject = subjects.get(id)
-        finished.set(id, { entry: done, ...(subject !== undefined ? { subject } : {}), at: now })
-        subjects.delete(id)
-      }
-    }
-    for (const [id, f] of finished) if (now - f.at > FINISHED_VISIBLE_MS) finished.delete(id)
-    known = current
-  })
-
   async function readSettings<T> (name: string): Promise<T | undefined> {
     const value = await vault.getRecord(SETTINGS, name)
     return value === undefined ? undefined : JSON.parse(value.toString('utf8')) as T
@@ -147,13 +126,10 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     return r.attempts > 0 ? 'delayed' : 'queued'
   }
 
-  async function subjectOf (entry: QueueEntry): Promise<string | undefined> {
-    const cached = subjects.get(entry.id)
-    if (cached !== undefined) return cached
+  async function subjectOf (entry: QueueEntry): Promise<string> {
+    // The message is in Outbox, or in Sent once finished: the same id either way.
     const meta = await metaOf(entry.storeId).catch(() => undefined)
-    const subject = meta?.subject ?? ''
-    subjects.set(entry.id, subject)
-    return subject
+    return meta?.subject ?? ''
   }
 
   /** The draft as compose takes it, with the threading headers of the message it answers. */
@@ -351,19 +327,17 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       const built = await buildMessage(await draftInput(draft), { address: identity.address }, { domain: identity.domain, maxBytes: init.maxMessageBytes })
       const stored = await vault.add({ folder: 'Outbox', raw: built.raw, from: identity.address, to: built.envelope.to, messageId: built.messageId, flags: ['\\Seen'] })
       const entry = await queue.enqueue({ storeId: stored.meta.id, from: identity.address, to: built.envelope.to, messageId: built.messageId, raw: built.raw })
-      subjects.set(entry.id, summarizeHeaders(built.raw).subject)
       if (fromDraft !== undefined && (await metaOf(fromDraft))?.folder === 'Drafts') await vault.remove(fromDraft)
       log.info({ queue: entry.id, recipients: built.envelope.to.length }, 'A message written in the web UI was queued.')
       return entry.id
     },
 
     async outbox (): Promise<OutboxEntry[]> {
-      const out: OutboxEntry[] = []
-      const describe = async (entry: QueueEntry, subject?: string): Promise<OutboxEntry> => ({
+      const describe = async (entry: QueueEntry): Promise<OutboxEntry> => ({
         id: entry.id,
         storeId: entry.storeId,
         ...(entry.messageId !== undefined ? { messageId: entry.messageId } : {}),
-        subject: subject ?? await subjectOf(entry),
+        subject: await subjectOf(entry),
         createdAt: entry.createdAt,
         recipients: entry.recipients.map(r => ({
           address: r.address,
@@ -373,8 +347,8 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
           ...(r.state === 'pending' && r.tryingSince === undefined ? { nextAttemptAt: r.nextAttemptAt } : {})
         }))
       })
-      for (const entry of queue.list()) out.push(await describe(entry))
-      for (const f of finished.values()) out.push(await describe(f.entry, f.subject))
+      const recent = queue.recentlyFinished().filter(e => Date.now() - e.finishedAt < FINISHED_VISIBLE_MS)
+      const out = await Promise.all([...queue.list(), ...recent].map(describe))
       return out.sort((a, b) => b.createdAt - a.createdAt)
     },
 
