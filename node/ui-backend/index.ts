@@ -100,14 +100,6 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     return await vault.meta(id)
   }
 
-  async function setFlag (id: string, flag: string, on: boolean): Promise<void> {
-    const meta = await metaOf(id)
-    if (meta === undefined) throw new Error('There is no such message.')
-    const flags = meta.flags.filter(f => f !== flag)
-    if (on) flags.push(flag)
-    await vault.setFlags(id, flags)
-  }
-
   function routeFor (address: string): Route {
     let parsed
     try {
@@ -272,8 +264,8 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       return message === undefined ? undefined : await attachmentContent(message.raw, index)
     },
 
-    setSeen: async (id, seen) => { await setFlag(id, '\\Seen', seen) },
-    setFlagged: async (id, flagged) => { await setFlag(id, '\\Flagged', flagged) },
+    setSeen: async (id, seen) => { await vault.setFlag(id, '\\Seen', seen) },
+    setFlagged: async (id, flagged) => { await vault.setFlag(id, '\\Flagged', flagged) },
     move: async (id, folder) => { await vault.move(id, folder) },
     async remove (id) {
       const meta = await metaOf(id)

@@ -332,3 +332,20 @@ describe('Vault.checkSecret', () => {
     }
   })
 })
+
+describe('Vault.setFlag', () => {
+  it('adds and removes one flag; two changes at once both stay', async () => {
+    const { dir, v } = await tempVault()
+    try {
+      const { meta } = await v.add(letter('Inbox', 1))
+      await Promise.all([v.setFlag(meta.id, '\\Seen', true), v.setFlag(meta.id, '\\Flagged', true), v.setFlag(meta.id, '$Label', true)])
+      assert.deepEqual((await v.meta(meta.id))!.flags.sort(), ['$Label', '\\Flagged', '\\Seen'])
+      await Promise.all([v.setFlag(meta.id, '\\Seen', false), v.setFlag(meta.id, '\\Flagged', true)])
+      assert.deepEqual((await v.meta(meta.id))!.flags.sort(), ['$Label', '\\Flagged'])
+      await assert.rejects(v.setFlag('0000000000009999', '\\Seen', true), /No message/)
+    } finally {
+      await v.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

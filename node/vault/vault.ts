@@ -445,10 +445,24 @@ export class Vault implements MailStore {
 
   async setFlags (id: string, flags: string[]): Promise<void> {
     const unique = uniqueFlags(flags)
+    await this.changeFlags(id, () => unique)
+  }
+
+  /**
+   * Add or remove one flag, leaving the others as they are at that moment: two changes made at
+   * once (read and flagged, say) never undo each other, as a read-then-setFlags could.
+   */
+  async setFlag (id: string, flag: string, on: boolean): Promise<void> {
+    uniqueFlags([flag])
+    await this.changeFlags(id, flags => on ? [...new Set([...flags, flag])] : flags.filter(f => f !== flag))
+  }
+
+  private async changeFlags (id: string, change: (flags: string[]) => string[]): Promise<void> {
     await this.withKeys(async (u) => {
       await this.settled(id)
+      // Read, change and seal with no await in between (see readMeta).
       const meta = this.mustReadMeta(u, id)
-      meta.flags = unique
+      meta.flags = change(meta.flags)
       u.mailbox.set(id, meta.folder, meta.flags, meta.messageId)
       await this.writeMeta(u, meta)
     })
