@@ -16,12 +16,16 @@ export interface Session {
   flash?: string
 }
 
+/** Signed-in browsers at once; signing in again beyond this ends the oldest session. */
+const MAX_SESSIONS = 16
+
 export class Sessions {
   private readonly byId = new Map<string, Session>()
 
   create (now = Date.now()): Session {
     const session = { id: randomBytes(32).toString('base64url'), csrfToken: randomBytes(32).toString('base64url'), createdAt: now, lastActiveAt: now }
     this.byId.set(session.id, session)
+    if (this.byId.size > MAX_SESSIONS) this.byId.delete(this.byId.keys().next().value!)
     return session
   }
 
