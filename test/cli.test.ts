@@ -75,6 +75,23 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.match(result.stderr, /unknown setting queue\.concurency/)
   })
 
+  it('a web UI configured beyond loopback without allowNonLoopback stops start, saying why', async () => {
+    const dir = join(root, 'erin')
+    const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as Record<string, unknown>
+    await writeFile(join(dir, 'config.yaml'), stringify({ ...config, queue: undefined, ui: { host: '0.0.0.0', port: 0 } }))
+    const refused = await smtorp(dir, 'start')
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /ui\.host is 0\.0\.0\.0, which is not a loopback address[\s\S]*allowNonLoopback: true/)
+    assert.doesNotMatch(refused.stderr, /unexpected error|at .*\.ts:/)
+  })
+
+  it('init --ui-host writes a UI host and allows it beyond loopback explicitly', async () => {
+    const dir = join(root, 'judy')
+    assert.equal((await smtorp(dir, 'init', '--user', 'judy', '--submission-host', '0.0.0.0', '--ui-host', '0.0.0.0')).code, 0)
+    const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as { ui: Record<string, unknown>, submission: Record<string, unknown> }
+    assert.deepEqual([config.ui.host, config.ui.allowNonLoopback, config.submission.host], ['0.0.0.0', true, '0.0.0.0'])
+  })
+
   it('a node whose tor cannot run stops with a message saying why', async () => {
     const dir = join(root, 'ivan')
     assert.equal((await smtorp(dir, 'init', '--user', 'ivan')).code, 0)

@@ -15,6 +15,7 @@ import { SmtpConnection, SmtpClientError } from '../smtp-client/index.ts'
 import { newMessageId, rfc5322Date } from '../../protocol/message.ts'
 import { vault as openVault, VaultError, type ScrubReport, type UnlockSecret } from '../vault/index.ts'
 import { askSecret, secretFromFile } from './secret.ts'
+import { UiConfigError } from '../../ui/server.ts'
 
 const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
@@ -276,7 +277,7 @@ function formatQueue (entries: QueueStatusEntry[]): string {
 }
 
 main().catch((err: Error) => {
-  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError) fail(err.message)
+  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError || err instanceof UiConfigError) fail(err.message)
   fail(`unexpected error: ${err.stack ?? err.message}`)
 })
 
