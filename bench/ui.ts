@@ -368,7 +368,7 @@ async function measure (child: ChildProcess, ids: string[], unread: Set<string>,
       result.rows.push(answer.body.split('<tr class=').length - 1)
     }
     results.push(result)
-    process.stderr.write(`  ${figure.name}: p95 ${quantile(result.times, 0.95).toFixed(1)} ms\n`)
+    process.stderr.write(result.times.length > 0 ? `  ${figure.name}: p95 ${quantile(result.times, 0.95).toFixed(1)} ms\n` : `  ${figure.name}: every request failed\n`)
   }
 
   child.send({ stop: true } satisfies ToChild)
@@ -379,7 +379,7 @@ async function measure (child: ChildProcess, ids: string[], unread: Set<string>,
   console.log(`\n${requests} requests per figure after ${warmup} of warm-up, one at a time on a keep-alive connection; ms from sending to the last byte`)
   console.log('floor: the same bytes from a route that does nothing, on fastify with the same plugins, same process, one request after each measured one')
   const header = ['figure', 'p50', 'p95', 'max', 'floor p50', 'floor p95', 'goal', 'p95/goal', 'x floor p50 / p95', 'KiB', 'rows']
-  const table = results.map(r => {
+  const table = results.filter(r => r.times.length > 0).map(r => {
     const p95 = quantile(r.times, 0.95)
     const floorP95 = quantile(r.floor, 0.95)
     return [r.name, quantile(r.times, 0.5).toFixed(1), p95.toFixed(1), Math.max(...r.times).toFixed(1), quantile(r.floor, 0.5).toFixed(2), floorP95.toFixed(2), `< ${r.goal}`, (p95 / r.goal).toFixed(2), `${(quantile(r.times, 0.5) / quantile(r.floor, 0.5)).toFixed(1)}x / ${(p95 / floorP95).toFixed(1)}x`, (mean(r.bytes) / 1024).toFixed(1), mean(r.rows).toFixed(1)]
@@ -388,7 +388,7 @@ async function measure (child: ChildProcess, ids: string[], unread: Set<string>,
   const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)).join('  ')
   console.log(line(header))
   for (const row of table) console.log(line(row))
-  const missed = results.filter(r => quantile(r.times, 0.95) >= r.goal)
+  const missed = results.filter(r => r.times.length === 0 || quantile(r.times, 0.95) >= r.goal)
   console.log(missed.length === 0 ? 'every figure met its goal' : `missed: ${missed.map(r => r.name).join(', ')}`)
   for (const r of results) for (const f of r.failures) console.log(`FAILED request (${r.name}): ${f}`)
   console.log(`RSS of the serving process after the requests: ${mb(stopped.rss)} MB; JS heap ${mb(stopped.heapUsed)} MB used of ${mb(stopped.heapTotal)} MB, ${mb(stopped.liveHeap)} MB live after a full GC; external ${mb(stopped.external)} MB`)
