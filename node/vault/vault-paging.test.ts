@@ -349,3 +349,21 @@ describe('Vault.setFlag', () => {
     }
   })
 })
+
+describe('Vault.indexingProgress', () => {
+  it('counts the messages waiting for the search index, and is back to nothing when it has caught up', async () => {
+    const { dir, v } = await tempVault()
+    try {
+      await Promise.all(Array.from({ length: 40 }, async (_, n) => await v.add(letter('Inbox', n + 1))))
+      // Counted since the indexer was last idle (it may have finished the first ones already).
+      const during = v.indexingProgress()
+      assert.ok(during.total > 30 && during.done < during.total, JSON.stringify(during))
+      await v.searchReady()
+      assert.deepEqual(v.indexingProgress(), { done: 0, total: 0 })
+      assert.equal((await v.search('letter')).length, 40)
+    } finally {
+      await v.close()
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})
