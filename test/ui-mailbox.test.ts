@@ -152,6 +152,31 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.doesNotMatch(forward.body, /name="inReplyToId"/)
   })
 
+  it('forwards a message with its attachment, unless unticked', async () => {
+    const boundary = 'b-fwd'
+    const raw = Buffer.from(['From: Carol <carol@example.org>', `To: ${alice.identity.address}`, 'Subject: The plans', 'Message-ID: <plans@example.org>', 'MIME-Version: 1.0', `Content-Type: multipart/mixed; boundary="${boundary}"`, '',
+      `--${boundary}`, 'Content-Type: text/plain; charset=utf-8', '', 'See the attached plan.', `--${boundary}`, 'Content-Type: text/plain; name="plan.txt"', 'Content-Disposition: attachment; filename="plan.txt"', '', 'step one, step two', `--${boundary}--`, ''].join('\r\n'))
+    const original = await alice.node.store.add({ folder: 'Inbox', raw, from: 'carol@example.org', to: [alice.identity.address], messageId: 'plans@example.org' })
+    const form = await ui.get(`/compose?reply=${original.meta.id}&mode=forward`)
+    assert.match(form.body, new RegExp(`name="forwardOfId" value="${original.meta.id}"`))
+    assert.match(form.body, /name="keepAttachment" value="0" checked> plan\.txt/)
+    const sent = await ui.postMultipart('/compose', { forwardOfId: original.meta.id, to: 'frank@example.org', cc: '', bcc: '', subject: 'Fwd: The plans', body: 'For you.', keepAttachment: '0', action: 'send' })
+    assert.equal(sent.status, 303, sent.body.slice(0, 300))
+    const stored = await waitFor('the forward in Outbox or Sent', async () => {
+      for (const folder of ['Outbox', 'Sent'] as const) {
+        for (const m of (await alice.node.vault.page(folder, { limit: 10 })).messages) {
+          const message = await alice.node.vault.get(m.id)
+          if (message?.raw.includes('For you.') === true) return message
+        }
+      }
+      return undefined
+    }, 10_000)
+    assert.match(stored.raw.toString(), /filename=plan\.txt[\s\S]*c3RlcCBvbmUsIHN0ZXAgdHdv|filename=plan\.txt[\s\S]*step one, step two/)
+    const without = await ui.postMultipart('/compose', { forwardOfId: original.meta.id, to: 'frank@example.org', cc: '', bcc: '', subject: 'Fwd: The plans', body: 'No file this time.', action: 'save' })
+    const draft = await ui.get(without.location!)
+    assert.doesNotMatch(draft.body, /plan\.txt/, 'an unticked attachment is left out')
+  })
+
   it('saves a draft with unfinished recipients and an attachment, and sends it later', async () => {
     const saved = await ui.postMultipart('/compose', { to: 'bo', cc: '', bcc: '', subject: 'Half written', body: 'Not done yet', action: 'save' }, [{ name: 'attachments', filename: 'notes.txt', type: 'text/plain', content: Buffer.from('attached words') }])
     assert.equal(saved.status, 303)
@@ -204,7 +229,7 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.match(text, /class="route-invalid"[^]*not a usable address/)
   })
 
-  it('gives each mail client its own password, which works until revoked', async () => {
+  it('gives each mail client its own password: disabled after ten wrong ones, enabled again, refused once revoked', async () => {
     const made = await ui.post('/settings/credentials', { name: 'phone' })
     const username = /id="new-username">([^<]+)</.exec(made.body)![1]!
     const password = /id="new-password">([^<]+)</.exec(made.body)![1]!
@@ -219,7 +244,19 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
       }
     }
     await send()
-    const id = /action="\/settings\/credentials\/([^/]+)\/revoke"/.exec((await ui.get('/settings')).body)![1]!
+    // Ten wrong passwords in a row disable it; the owner can enable it again.
+    for (let i = 0; i < 10; i++) {
+      const connection = await SmtpConnection.open(await SmtpConnection.dial('127.0.0.1', alice.node.submissionPort(), 5000), { ehloName: 'localhost', timeoutMs: 10_000 })
+      await assert.rejects(connection.authPlain(username, 'not-the-password'), /535/)
+      await connection.quit().catch(() => {})
+    }
+    await assert.rejects(send(), /535[\s\S]*disabled/)
+    const disabled = await ui.get('/settings')
+    assert.match(disabled.body, /Disabled after 10 wrong passwords/)
+    const id = /action="\/settings\/credentials\/([^/]+)\/enable"/.exec(disabled.body)![1]!
+    assert.equal((await ui.post(`/settings/credentials/${id}/enable`, {})).status, 303)
+    await send()
+    assert.doesNotMatch((await ui.get('/settings')).body, /Disabled after/)
     await ui.post(`/settings/credentials/${id}/revoke`, {})
     await assert.rejects(send(), /535/)
   })

@@ -95,6 +95,8 @@ export interface Draft {
   body: string
   /** The message this one answers (In-Reply-To and References are taken from it). */
   inReplyToId?: string
+  /** The message this one forwards: the attachments shown come from it, until saved as a draft. */
+  forwardOfId?: string
   attachments: DraftAttachment[]
 }
 
@@ -249,6 +251,8 @@ export interface UiNode {
   /** A new credential; the password is returned once and never stored in the clear. */
   addCredential (name: string): Promise<{ credential: Credential, password: string }>
   revokeCredential (id: string): Promise<void>
+  /** Enable a credential disabled after failed logins (its password is unchanged). */
+  enableCredential (id: string): Promise<void>
   uiSettings (): Promise<UiSettings>
   saveUiSettings (settings: UiSettings): Promise<void>
 }

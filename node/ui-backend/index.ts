@@ -282,7 +282,15 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       if (message === undefined) throw Object.assign(new Error('There is no such message to answer.'), { statusCode: 404 })
       const content = await readableMessage(message.raw)
       const draft = replyDraft(content, mode, identity.address)
-      return { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body, attachments: [], ...(mode !== 'forward' ? { inReplyToId: id } : {}) }
+      const base = { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body }
+      if (mode !== 'forward') return { ...base, attachments: [], inReplyToId: id }
+      // A forward offers the original's attachments (the form posts back which to keep).
+      const attachments = []
+      for (const a of content.attachments) {
+        const file = await attachmentContent(message.raw, a.index)
+        if (file !== undefined) attachments.push(file)
+      }
+      return { ...base, attachments, forwardOfId: id }
     },
 
     async saveDraft (draft, replaces) {
@@ -374,6 +382,7 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     credentials: async (): Promise<Credential[]> => components.credentials.list(),
     addCredential: async (name) => await components.credentials.add(name),
     revokeCredential: async (id) => { await components.credentials.revoke(id) },
+    enableCredential: async (id) => { await components.credentials.enable(id) },
 
     async uiSettings () {
       if (vault.state() !== 'unlocked') return DEFAULT_UI_SETTINGS

@@ -88,11 +88,18 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
     const draftId = ID.test(text(fields, 'draftId')) ? text(fields, 'draftId') : undefined
     const inReplyToId = ID.test(text(fields, 'inReplyToId')) ? text(fields, 'inReplyToId') : undefined
     const attachments: DraftAttachment[] = []
+    // Attachments shown on the form (of the draft being edited, or of the forwarded message)
+    // stay unless unticked.
+    const keep = new Set((fields.get('keepAttachment') ?? []).map(f => Number(f.value)))
+    const forwardOfId = ID.test(text(fields, 'forwardOfId')) ? text(fields, 'forwardOfId') : undefined
     if (draftId !== undefined) {
-      // Attachments of the draft being edited stay unless unticked.
-      const keep = new Set((fields.get('keepAttachment') ?? []).map(f => Number(f.value)))
       const old = await node.loadDraft(draftId)
       old?.attachments.forEach((a, i) => { if (keep.has(i)) attachments.push(a) })
+    } else if (forwardOfId !== undefined) {
+      for (const index of [...keep].sort((a, b) => a - b)) {
+        const file = Number.isInteger(index) && index >= 0 ? await node.attachment(forwardOfId, index) : undefined
+        if (file !== undefined) attachments.push(file)
+      }
     }
     for (const file of fields.get('attachments') ?? []) {
       if (file.type !== 'file' || !Buffer.isBuffer(file.value) || file.filename === undefined || file.filename === '') continue

@@ -90,6 +90,12 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
     return await reply.redirect('/settings', 303)
   })
 
+  fastify.post<{ Params: { id: string } }>('/settings/credentials/:id/enable', async (request, reply) => {
+    await node.enableCredential(request.params.id)
+    context.flash(request, 'The credential works again, with the same password.')
+    return await reply.redirect('/settings', 303)
+  })
+
   fastify.post<{ Body: Form }>('/settings/passphrase', async (request, reply) => {
     const { current = '', next = '', repeat = '' } = request.body ?? {}
     if (next !== repeat) return await render(request, reply.code(400), { result: { ok: false, text: 'The two new passphrases differ.' } })

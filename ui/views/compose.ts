@@ -19,6 +19,7 @@ ${notice('ok', view.notice)}
 ${csrfField(view.csrfToken)}
 ${view.draftId !== undefined ? html`<input type="hidden" name="draftId" value="${view.draftId}">` : ''}
 ${d.inReplyToId !== undefined ? html`<input type="hidden" name="inReplyToId" value="${d.inReplyToId}">` : ''}
+${view.draftId === undefined && d.forwardOfId !== undefined ? html`<input type="hidden" name="forwardOfId" value="${d.forwardOfId}">` : ''}
 ${field('to', 'To', 'Addresses separated by commas.')}
 ${field('cc', 'Cc', 'Copies; every recipient sees these.')}
 ${field('bcc', 'Bcc', 'Hidden copies: the others do not see these addresses.')}

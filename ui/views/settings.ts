@@ -63,7 +63,7 @@ ${view.credentials.length === 0
   : html`<table><caption class="muted">Credentials</caption><thead><tr><th scope="col">Device</th><th scope="col">User name</th><th scope="col">Made</th><th scope="col">Last used</th><th scope="col">State</th><th scope="col"><span class="muted">Action</span></th></tr></thead><tbody>
 ${view.credentials.map(c => html`<tr><td>${c.name}</td><td class="onion">${c.username}</td><td>${formatDate(c.createdAt)}</td><td>${c.lastUsedAt !== undefined ? formatDate(c.lastUsedAt) : 'never'}</td>
 <td>${c.disabled ? html`<strong class="state-failed">Disabled after ${c.failures} wrong passwords</strong>` : c.failures > 0 ? `${c.failures} wrong passwords in a row` : 'Active'}</td>
-<td><form method="post" action="/settings/credentials/${c.id}/revoke" class="inline">${csrfField(view.csrfToken)}<button type="submit" aria-label="Revoke ${c.name}">Revoke</button></form></td></tr>`)}
+<td>${c.disabled ? html`<form method="post" action="/settings/credentials/${c.id}/enable" class="inline">${csrfField(view.csrfToken)}<button type="submit" aria-label="Enable ${c.name} again">Enable again</button></form> ` : ''}<form method="post" action="/settings/credentials/${c.id}/revoke" class="inline">${csrfField(view.csrfToken)}<button type="submit" aria-label="Revoke ${c.name}">Revoke</button></form></td></tr>`)}
 </tbody></table>`}
 <form method="post" action="/settings/credentials" class="stack">
 ${csrfField(view.csrfToken)}
