@@ -177,6 +177,19 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.doesNotMatch(draft.body, /plan\.txt/, 'an unticked attachment is left out')
   })
 
+  it('keeps a message that cannot be sent, attachment included, as a draft', async () => {
+    const refused = await ui.postMultipart('/compose', { to: 'not an address', cc: '', bcc: '', subject: 'Keep me', body: 'Words I typed', action: 'send' }, [{ name: 'attachments', filename: 'keep.txt', type: 'text/plain', content: Buffer.from('kept bytes') }])
+    assert.equal(refused.status, 400)
+    assert.match(refused.body, /Not sent: [^<]*not an address[^<]*It is saved in Drafts\./)
+    const draftId = /name="draftId" value="(\d+)"/.exec(refused.body)?.[1]
+    assert.ok(draftId !== undefined, 'the form now edits the saved draft')
+    assert.match(refused.body, /name="keepAttachment" value="0" checked> keep\.txt/)
+    const draft = await alice.node.vault.get(draftId)
+    assert.equal(draft?.folder, 'Drafts')
+    assert.match(draft!.raw.toString(), /Words I typed/)
+    await ui.post(`/message/${draftId}/trash`, {})
+  })
+
   it('saves a draft with unfinished recipients and an attachment, and sends it later', async () => {
     const saved = await ui.postMultipart('/compose', { to: 'bo', cc: '', bcc: '', subject: 'Half written', body: 'Not done yet', action: 'save' }, [{ name: 'attachments', filename: 'notes.txt', type: 'text/plain', content: Buffer.from('attached words') }])
     assert.equal(saved.status, 303)

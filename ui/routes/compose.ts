@@ -126,10 +126,24 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
       const e = err as Error
       if (e.name === 'VaultLockedError') throw e
       context.logger.info({ err: e.name }, 'A message could not be sent from the UI.')
+      // Nothing typed or attached may be lost: a message that could not be sent is kept as a
+      // draft (the form alone cannot carry attachments back), and the form shows that draft.
+      let kept = draftId
+      let note = ''
+      if (action === 'send') {
+        try {
+          kept = await node.saveDraft(draft, draftId)
+          note = ' It is saved in Drafts.'
+        } catch (saveErr) {
+          context.logger.error({ err: (saveErr as Error).message }, 'A message that could not be sent could not be saved as a draft either.')
+          if (draft.attachments.length > 0) note = ' Attach the files again.'
+        }
+      }
+      const shown: Draft = kept !== undefined ? (await node.loadDraft(kept)) ?? draft : { ...draft, attachments: [] }
       return context.send(request, reply.code(400), {
         title: 'Write',
         nav: 'compose',
-        body: composeView({ draft, ...(draftId !== undefined ? { draftId } : {}), routes: routesFor(node, [draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, error: `${action === 'save' ? 'Not saved' : 'Not sent'}: ${e.message}` })
+        body: composeView({ draft: shown, ...(kept !== undefined ? { draftId: kept } : {}), routes: routesFor(node, [draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, error: `${action === 'save' ? 'Not saved' : 'Not sent'}: ${e.message}${note}` })
       })
     }
     context.flash(request, 'Your message is queued. Follow its delivery here.')
