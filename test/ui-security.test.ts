@@ -89,6 +89,11 @@ describe('web UI security', () => {
     assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
   })
 
+  it('says so plainly when its port is taken', async () => {
+    const second = uiServer({ host: '127.0.0.1', port: Number(new URL(base).port) }, { node, logger: pino({ level: 'silent' }) })
+    await assert.rejects(second.start(), (err: Error) => err instanceof UiConfigError && /cannot listen on 127\.0\.0\.1:\d+: the port is in use/.test(err.message))
+  })
+
   it('sends strict security headers: CSP without inline script, no framing, no referrer to other sites', async () => {
     const res = await request(base, '/unlock')
     assert.equal(res.status, 200)

@@ -275,7 +275,14 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
   return {
     async start () {
       app = await build()
-      await app.listen({ host: init.host, port: init.port })
+      try {
+        await app.listen({ host: init.host, port: init.port })
+      } catch (err) {
+        await app.close().catch(() => {})
+        const code = (err as NodeJS.ErrnoException).code
+        const why = code === 'EADDRINUSE' ? 'the port is in use (another smtorp?): set ui.port in config.yaml' : code === 'EADDRNOTAVAIL' ? 'this machine has no such address' : (err as Error).message
+        throw new UiConfigError(`The web UI cannot listen on ${init.host}:${init.port}: ${why}.`)
+      }
       const address = app.server.address() as AddressInfo
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
       origin = `http://${host}:${address.port}`
