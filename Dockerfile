@@ -30,4 +30,4 @@ VOLUME /data
 # 2525 submission, 8025 web UI. Published to 127.0.0.1 only, see docker-compose.yml.
 EXPOSE 2525 8025
 
-CMD ["npx", "tsx", "node/cli/main.ts", "run", "--data", "/data", "--submission-host", "0.0.0.0"]
+CMD ["npx", "tsx", "node/cli/main.ts", "run", "--data", "/data", "--submission-host", "0.0.0.0", "--ui-host", "0.0.0.0"]

@@ -107,7 +107,7 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.ok(!(await alice.node.vault.meta(id))!.flags.includes('\\Seen'))
     await ui.post(`/message/${id}/flag`, { flagged: '1' })
     assert.ok((await alice.node.vault.meta(id))!.flags.includes('\\Flagged'))
-    assert.match((await ui.get('/mail/Inbox')).body, /Note 120<\/a> <span class="badge">flagged/)
+    assert.match((await ui.get('/mail/Inbox')).body, /Note 120<\/bdi><\/a> <span class="badge">flagged/)
     assert.equal((await ui.post(`/message/${id}/move`, { folder: 'Outbox' })).status, 400, 'nothing is moved into the Outbox by hand')
     await ui.post(`/message/${id}/move`, { folder: 'Sent' })
     assert.equal((await alice.node.vault.meta(id))!.folder, 'Sent')
@@ -134,7 +134,7 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     const thread = /<h2>Thread<\/h2><ol>([\s\S]*?)<\/ol>/.exec(page.body)?.[1] ?? ''
     assert.deepEqual([...thread.matchAll(/Note (50\d)/g)].map(m => m[1]), ['500', '501', '502'])
     assert.match(thread, new RegExp(`href="/message/${root.meta.id}"`))
-    assert.match((await ui.get('/mail/Inbox')).body, /Note 502<\/a>[^<]*(<span class="badge">[^<]*<\/span> )*<span class="badge">3 in thread/)
+    assert.match((await ui.get('/mail/Inbox')).body, /Note 502<\/bdi><\/a>[^<]*(<span class="badge">[^<]*<\/span> )*<span class="badge">3 in thread/)
   })
 
   it('starts a reply to all and a forward from a message', async () => {
@@ -233,6 +233,44 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.match((await ui.get('/mail/Sent')).body, /Half written/)
   })
 
+  it('does not let a message being sent be moved or trashed, nor anything be moved into Drafts', async () => {
+    const peer = `gus@${generateOnionKey().address}.onion`
+    await ui.get('/compose')
+    assert.equal((await ui.postMultipart('/compose', { to: peer, cc: '', bcc: '', subject: 'Still going', body: 'x', action: 'send' })).status, 303)
+    const [sending] = (await alice.node.vault.page('Outbox', { limit: 1 })).messages
+    const page = await ui.get(`/message/${sending!.id}`)
+    assert.match(page.body, /Being sent: follow it, retry or cancel it in the <a href="\/outbox">Outbox<\/a>/)
+    assert.doesNotMatch(page.body, /Move to Trash/)
+    assert.equal((await ui.post(`/message/${sending!.id}/trash`, {})).status, 409)
+    assert.equal((await ui.post(`/message/${sending!.id}/move`, { folder: 'Inbox' })).status, 409)
+    assert.equal((await alice.node.vault.meta(sending!.id))!.folder, 'Outbox')
+    const [received] = (await alice.node.vault.page('Inbox', { limit: 1 })).messages
+    assert.equal((await ui.post(`/message/${received!.id}/move`, { folder: 'Drafts' })).status, 400)
+    const queueId = alice.node.queue.list().find(e => e.storeId === sending!.id)!.id
+    await ui.post(`/outbox/${queueId}/cancel`, {})
+    assert.match((await ui.get('/outbox')).body, /Sending was cancelled/)
+    await ui.post('/outbox/no-such-entry/cancel', {})
+    assert.match((await ui.get('/outbox')).body, /no longer being sent: there was nothing to cancel/)
+  })
+
+  it('refuses to act on a draft that was sent meanwhile, and keeps over-long text for an attachment', async () => {
+    await ui.get('/compose')
+    const saved = await ui.postMultipart('/compose', { to: 'someone@example.org', cc: '', bcc: '', subject: 'Twice', body: 'once', action: 'save' })
+    const draftId = /draft=(\d+)/.exec(saved.location!)![1]!
+    await ui.get(saved.location!)
+    assert.equal((await ui.postMultipart('/compose', { draftId, to: 'someone@example.org', cc: '', bcc: '', subject: 'Twice', body: 'once', action: 'send' })).status, 303)
+    const again = await ui.postMultipart('/compose', { draftId, to: 'someone@example.org', cc: '', bcc: '', subject: 'Twice', body: 'once', action: 'send' })
+    assert.equal(again.status, 409, 'a second click does not send it again')
+    assert.match(again.body, /sent or deleted meanwhile/)
+
+    const long = 'l'.repeat(1024 * 1024 + 10)
+    const refused = await ui.postMultipart('/compose', { to: 'someone@example.org', cc: '', bcc: '', subject: 'Long', body: long + 'END', action: 'send' })
+    assert.equal(refused.status, 400)
+    assert.match(refused.body, /longer than 1 MiB; send it as an attachment\./)
+    assert.match(refused.body, /lllllEND<\/textarea>/, 'what was typed is still in the form')
+    assert.equal((await fetch(`${ui.base}/compose/alive`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf } })).status, 204)
+  })
+
   it('shows the route of each recipient while writing', async () => {
     await ui.get('/compose')
     const res = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"Bob, the friend" <bob@${alice.identity.domain}>, someone@example.org`, cc: 'not an address', bcc: '' }).toString() })
@@ -240,6 +278,9 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.match(text, /class="route-onion"[^]*directly over Tor/)
     assert.match(text, /class="route-none"[^]*someone@example\.org[^]*no legacy relay is set/)
     assert.match(text, /class="route-invalid"[^]*not a usable address/)
+    // Split exactly as sending splits: semicolons, and commas inside quoted names.
+    const tricky = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"a\\"b, c" <x@example.org>; y@example.net`, cc: '', bcc: '' }).toString() }).then(r => r.text())
+    assert.deepEqual([...tricky.matchAll(/<span class="onion">([^<]+)<\/span>/g)].map(m => m[1]), ['x@example.org', 'y@example.net'])
   })
 
   it('gives each mail client its own password: disabled after ten wrong ones, enabled again, refused once revoked', async () => {
@@ -286,6 +327,9 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     // Saved again without a password: the old one is kept, not erased.
     await ui.post('/settings/relay', { ...form, password: '', action: 'save' })
     assert.equal((await alice.node.vault.getRecord('settings', 'relay'))!.toString().includes('relay-secret'), true)
+    // But it never goes to another server: a changed host needs the password typed again.
+    const elsewhere = await ui.post('/settings/relay', { ...form, host: 'typo.example.org', password: '', action: 'test' })
+    assert.match(elsewhere.body, /Enter the password for that user name\./)
     await ui.post('/settings/relay', { action: 'remove' })
     assert.match((await ui.get('/settings')).body, /None is set: such mail cannot be sent\./)
   })

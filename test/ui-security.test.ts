@@ -47,10 +47,10 @@ async function request (base: string, path: string, init: { method?: string, coo
   return { status: res.status, headers: res.headers, body: await res.text() }
 }
 
-/** GET /unlock with a chosen Host header (fetch does not let a caller set Host). */
-async function rawGet (port: string, host: string): Promise<{ status: number }> {
+/** A GET with headers fetch would not let a caller set (Host, Sec-Fetch-*). */
+async function rawGet (port: string, host: string, path = '/unlock', headers: Record<string, string> = {}): Promise<{ status: number }> {
   return await new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: Number(port), path: '/unlock', headers: { host } }, res => { res.resume(); resolve({ status: res.statusCode ?? 0 }) })
+    const req = httpRequest({ host: '127.0.0.1', port: Number(port), path, headers: { host, ...headers } }, res => { res.resume(); resolve({ status: res.statusCode ?? 0 }) })
     req.on('error', reject)
     req.end()
   })
@@ -121,6 +121,25 @@ describe('web UI security', () => {
       const res = await rawGet(port, host)
       assert.equal(res.status, 421, host)
     }
+  })
+
+  it('refuses other sites\' pages loading the UI as images or fetches, but lets them link to it', async () => {
+    const port = new URL(base).port
+    const host = `127.0.0.1:${port}`
+    const asImage = await rawGet(port, host, '/mail/Inbox', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })
+    assert.equal(asImage.status, 403)
+    const asFetch = await rawGet(port, host, '/live/dashboard', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
+    assert.equal(asFetch.status, 403)
+    const link = await rawGet(port, host, '/mail/Inbox', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' })
+    assert.equal(link.status, 303, 'a link from elsewhere leads to the unlock page')
+  })
+
+  it('keeps decrypted pages out of the browser cache; only static files may be cached', async () => {
+    node.state = 'locked'
+    const { cookie } = await signIn(base)
+    assert.equal((await request(base, '/mail/Inbox', { cookie })).headers.get('cache-control'), 'no-store')
+    assert.equal((await request(base, '/unlock')).headers.get('cache-control'), 'no-store')
+    assert.equal((await request(base, '/static/app.css')).headers.get('cache-control'), 'no-cache')
   })
 
   it('refuses requests without a session: pages redirect to unlock, actions get 401', async () => {

@@ -212,6 +212,8 @@ export interface UiNode {
   listMessages (folder: FolderName, options: { before?: string, limit: number }): Promise<MessagePage>
   search (query: string, options: { before?: string, limit: number }): Promise<MessagePage>
   readMessage (id: string): Promise<ReadableMessage | undefined>
+  /** The list line of one message, without reading the message. */
+  summary (id: string): Promise<MessageSummary | undefined>
   /** Every message of the thread `id` belongs to, oldest first. */
   thread (id: string): Promise<MessageSummary[]>
   attachment (id: string, index: number): Promise<AttachmentContent | undefined>
@@ -223,7 +225,8 @@ export interface UiNode {
   emptyTrash (): Promise<number>
 
   // Writing
-  routeFor (address: string): Route
+  /** The route of every recipient in these address fields (To, Cc, Bcc), split as sending will split them. */
+  routesFor (fields: string[]): Route[]
   /** A draft that replies to, replies to all of, or forwards message `id`. */
   draftFrom (id: string, mode: 'reply' | 'replyAll' | 'forward'): Promise<Draft>
   /** Save a draft (replacing `replaces`, a draft id); returns the new draft's id. */
@@ -234,9 +237,10 @@ export interface UiNode {
 
   // Delivery
   outbox (): Promise<OutboxEntry[]>
-  retry (queueId: string): void
-  /** Stop delivering: recipients not reached yet are marked failed "cancelled by you". */
-  cancel (queueId: string): Promise<void>
+  /** False if there is no such message being sent. */
+  retry (queueId: string): boolean
+  /** Stop delivering: recipients not reached yet are marked failed "cancelled by you". False if there is no such message. */
+  cancel (queueId: string): Promise<boolean>
 
   // Settings
   relaySettings (): Promise<RelaySettings | undefined>
@@ -250,9 +254,10 @@ export interface UiNode {
   credentials (): Promise<Credential[]>
   /** A new credential; the password is returned once and never stored in the clear. */
   addCredential (name: string): Promise<{ credential: Credential, password: string }>
-  revokeCredential (id: string): Promise<void>
-  /** Enable a credential disabled after failed logins (its password is unchanged). */
-  enableCredential (id: string): Promise<void>
+  /** False if there is no such credential. */
+  revokeCredential (id: string): Promise<boolean>
+  /** Enable a credential disabled after failed logins (its password is unchanged); false if there is none. */
+  enableCredential (id: string): Promise<boolean>
   uiSettings (): Promise<UiSettings>
   saveUiSettings (settings: UiSettings): Promise<void>
 }

@@ -139,7 +139,9 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
   }
 
   function refreshAutoLock (): void {
-    node.uiSettings().then(s => { autoLockMinutes = s.autoLockMinutes }, () => {})
+    node.uiSettings().then(s => { autoLockMinutes = s.autoLockMinutes }, (err: unknown) => {
+      log.error({ err: (err as Error).message }, 'The auto-lock setting cannot be read; the last one known stays in force.')
+    })
   }
 
   async function autoLockCheck (): Promise<void> {
@@ -186,7 +188,9 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
     await fastify.register(multipart, {
       attachFieldsToBody: true,
       onFile: async (part) => { (part as unknown as { value: Buffer }).value = await part.toBuffer() },
-      limits: { fileSize: maxUploadBytes, files: 20, fields: 50, fieldSize: 2 * 1024 * 1024 }
+      // A field as big as the whole message (a long body); enough fields and files for the
+      // attachments compose allows. A truncated field is refused by the compose route.
+      limits: { fileSize: maxUploadBytes, files: 100, fields: 300, fieldSize: maxUploadBytes }
     })
     await fastify.register(rateLimit, { global: false })
 
@@ -230,6 +234,14 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
         request.smtorpSession = session
       }
       if (PUBLIC_PATHS.has(path)) return
+      // Fetch metadata (resource isolation): another page, even on another port of this
+      // machine (the same site, so the cookie goes along), may link here but not load the
+      // UI's pages as images, scripts or fetches, which would mark mail read or keep the
+      // session looking active.
+      const site = request.headers['sec-fetch-site']
+      if ((site === 'cross-site' || site === 'same-site') && request.headers['sec-fetch-mode'] !== 'navigate') {
+        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request came from another web site, so it was refused.').value)
+      }
       if (request.smtorpSession === undefined) {
         if (request.method !== 'GET') {
           return await reply.code(401).header('Set-Cookie', clearedSessionCookie()).type('text/html; charset=utf-8').send(errorPage('Not signed in', 'Unlock first: this request has no session.').value)
@@ -237,7 +249,9 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
         if (request.headers['hx-request'] === 'true') return await reply.code(401).header('HX-Redirect', '/unlock').send()
         return await reply.redirect('/unlock', 303)
       }
-      if (!path.startsWith('/live/')) request.smtorpSession.lastActiveAt = Date.now()
+      // Use of the page keeps the vault open: pages the owner opens (GET from the UI itself, or
+      // typed), and posts that pass the CSRF check below. The UI's own polling does not count.
+      if (request.method === 'GET' && !path.startsWith('/live/') && (site === undefined || site === 'same-origin' || site === 'none')) request.smtorpSession.lastActiveAt = Date.now()
     })
     // The CSRF check needs the parsed body (form field) or the header (htmx).
     fastify.addHook('preHandler', async (request, reply) => {
@@ -249,6 +263,12 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
         log.warn('A request without a valid CSRF token was refused.')
         return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.').value)
       }
+      request.smtorpSession.lastActiveAt = Date.now()
+    })
+    // Decrypted mail must not outlive a lock in the browser's cache or history.
+    fastify.addHook('onSend', async (request, reply, payload) => {
+      if (!request.url.startsWith('/static/')) reply.header('Cache-Control', 'no-store')
+      return payload
     })
 
     fastify.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {

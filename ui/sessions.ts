@@ -33,11 +33,7 @@ export class Sessions {
     return id === undefined ? undefined : this.byId.get(id)
   }
 
-  delete (id: string): void { this.byId.delete(id) }
-
   clear (): void { this.byId.clear() }
-
-  get size (): number { return this.byId.size }
 
   /** When anyone last used the UI (0 when nobody is signed in). */
   lastActiveAt (): number {

@@ -8,7 +8,7 @@ import { parseAddress } from '../../protocol/address.ts'
 import { newMessageId, rfc5322Date } from '../../protocol/message.ts'
 import { ComposeError, parseRecipients, type Recipient } from './recipients.ts'
 
-export { ComposeError, formatRecipient, parseRecipients, recipientsOf, type Recipient } from './recipients.ts'
+export { addressesAsTyped, ComposeError, formatRecipient, parseRecipients, recipientsOf, type Recipient } from './recipients.ts'
 export { prefixed, replyDraft, type ReplyDraft, type ReplyMode, type ReplySource } from './reply.ts'
 
 export interface DraftInput {
@@ -102,7 +102,8 @@ export async function buildMessage (draft: DraftInput, sender: { address: string
 export const DRAFT_HEADERS = { to: 'X-Smtorp-Draft-To', cc: 'X-Smtorp-Draft-Cc', bcc: 'X-Smtorp-Draft-Bcc' } as const
 
 function oneLine (text: string): string {
-  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, 4000)
+  // As long as an address field may be (recipients.ts): a draft keeps every recipient typed.
+  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, 64 * 1024)
 }
 
 function senderOf (sender: { address: string, name?: string }): Recipient {

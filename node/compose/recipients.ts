@@ -70,6 +70,19 @@ function recipient (part: string): Recipient {
   }
 }
 
+/**
+ * The address of each entry of a field as written, not checked: what the field will be read
+ * as when sent (the same splitting as parseRecipients), for showing routes while typing.
+ */
+export function addressesAsTyped (field: string): string[] {
+  return splitList(field.slice(0, MAX_FIELD_CHARS)).map(part => {
+    const open = part.lastIndexOf('<')
+    if (open < 0) return part
+    const close = part.indexOf('>', open)
+    return part.slice(open + 1, close < 0 ? undefined : close).trim()
+  })
+}
+
 /** The mailboxes of an address field, in order, duplicates (same address) dropped. */
 export function parseRecipients (field: string): Recipient[] {
   if (field.length > MAX_FIELD_CHARS) throw new ComposeError('An address field is too long.')

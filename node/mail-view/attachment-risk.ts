@@ -19,8 +19,10 @@ export function safeFilename (name: string | null | undefined, index: number): s
   if (s.length > MAX_FILENAME_CHARS) {
     // Keep the extension: it is what the risk is judged by, and what the desktop opens it by.
     const ext = /\.[^.]{1,16}$/.exec(s)?.[0] ?? ''
-    s = s.slice(0, MAX_FILENAME_CHARS - ext.length) + ext
+    // Cut between code points, never inside a surrogate pair (a lone half breaks encoding).
+    s = [...s].slice(0, MAX_FILENAME_CHARS - ext.length).join('') + ext
   }
+  s = s.toWellFormed()
   return s.length > 0 ? s : `attachment-${index + 1}`
 }
 

@@ -198,6 +198,10 @@ describe('readableMessage: attachments', () => {
   it('sanitises file names', () => {
     assert.equal(safeFilename('a/b\\c.txt', 0), 'a_b_c.txt')
     assert.equal(safeFilename('bad\u202Eexe.pdf', 0), 'badexe.pdf')
+    // A long name of emoji is cut between code points: no lone surrogate, so it can be encoded.
+    const emoji = safeFilename('a' + '\u{1F600}'.repeat(200) + '.pdf', 0)
+    assert.ok(emoji.isWellFormed() && emoji.endsWith('.pdf'))
+    assert.doesNotThrow(() => encodeURIComponent(emoji))
     assert.equal(safeFilename('', 2), 'attachment-3')
     assert.equal(safeFilename(null, 0), 'attachment-1')
     assert.equal(safeFilename('..', 0), 'attachment-1')

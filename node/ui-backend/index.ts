@@ -16,8 +16,8 @@ import type { DeliveryService } from '../delivery/index.ts'
 import { testRelay } from '../delivery/relay-test.ts'
 import type { CredentialStore } from '../submission/credentials.ts'
 import type { StoredMessageMeta } from '../store/mail-store.ts'
-import { readableMessage, attachmentContent } from '../mail-view/index.ts'
-import { buildMessage, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
+import { readableMessage, attachmentContent, MAX_TEXT_CHARS } from '../mail-view/index.ts'
+import { addressesAsTyped, buildMessage, ComposeError, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
 import { decodeEncodedWords, headerValue } from '../../protocol/message.ts'
 import type {
@@ -64,6 +64,7 @@ const DEFAULT_UI_SETTINGS: UiSettings = { autoLockMinutes: 15 }
 const FINISHED_VISIBLE_MS = 60 * 60_000
 const DISK_USE_CACHE_MS = 30_000
 const DRAFT_REPLY_HEADER = 'X-Smtorp-Draft-Reply-To'
+const MAX_ROUTES_SHOWN = 50
 
 export function uiBackend (init: UiBackendInit, components: UiBackendComponents): UiBackend {
   const { vault, queue, tor, identity } = components
@@ -126,6 +127,9 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
 
   /** The draft as compose takes it, with the threading headers of the message it answers. */
   async function draftInput (draft: Draft): Promise<DraftInput> {
+    // A draft is read back through mail-view, which shows at most MAX_TEXT_CHARS: longer
+    // text would come back cut, and be sent cut. Such text belongs in an attachment.
+    if (draft.body.length > MAX_TEXT_CHARS) throw new ComposeError(`The text is longer than ${MAX_TEXT_CHARS / 1024 / 1024} MiB; send it as an attachment.`)
     let inReplyTo: DraftInput['inReplyTo']
     if (draft.inReplyToId !== undefined) {
       const parent = await vault.get(draft.inReplyToId)
@@ -255,6 +259,11 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       }
     },
 
+    async summary (id) {
+      const meta = await metaOf(id)
+      return meta === undefined ? undefined : summaryOf(meta)
+    },
+
     async thread (id) {
       return (await vault.thread(id)).map(summaryOf)
     },
@@ -275,7 +284,18 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     },
     emptyTrash: async () => await vault.emptyFolder('Trash'),
 
-    routeFor,
+    routesFor (fields) {
+      const seen = new Set<string>()
+      const routes: Route[] = []
+      for (const address of fields.flatMap(addressesAsTyped)) {
+        const key = address.toLowerCase()
+        if (seen.has(key)) continue
+        seen.add(key)
+        routes.push(routeFor(address))
+        if (routes.length >= MAX_ROUTES_SHOWN) break
+      }
+      return routes
+    },
 
     async draftFrom (id, mode) {
       const message = await vault.get(id)
@@ -352,8 +372,8 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       return out.sort((a, b) => b.createdAt - a.createdAt)
     },
 
-    retry (queueId) { queue.retry(queueId) },
-    async cancel (queueId) { await queue.cancel(queueId) },
+    retry: (queueId) => queue.retry(queueId),
+    cancel: async (queueId) => await queue.cancel(queueId),
 
     async relaySettings () {
       if (relay === undefined) return undefined
@@ -371,7 +391,9 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
         relay = next
       }
       components.delivery.setRelay(relay)
-      queue.retryNow() // recipients that waited for a relay (or the old one) try the new one now
+      // Recipients that waited for a relay (or the old one) try the new one now. Not after a
+      // removal: that would fail every queued legacy recipient at once (perhaps mid-switch).
+      if (relay !== undefined) queue.retryNow()
       log.info({ relay: relay === undefined ? 'none' : `${relay.host}:${relay.port}` }, 'The relay settings were changed in the web UI.')
     },
 
@@ -381,8 +403,8 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
 
     credentials: async (): Promise<Credential[]> => components.credentials.list(),
     addCredential: async (name) => await components.credentials.add(name),
-    revokeCredential: async (id) => { await components.credentials.revoke(id) },
-    enableCredential: async (id) => { await components.credentials.enable(id) },
+    revokeCredential: async (id) => await components.credentials.revoke(id),
+    enableCredential: async (id) => await components.credentials.enable(id),
 
     async uiSettings () {
       if (vault.state() !== 'unlocked') return DEFAULT_UI_SETTINGS
@@ -395,7 +417,10 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
 
   /** A password left empty in the form keeps the saved one, for the same user name. */
   function withSavedPassword (settings: RelaySettings): RelayConfig {
-    const password = settings.password ?? (settings.username !== undefined && settings.username === relay?.username ? relay.password : undefined)
+    // The saved password goes only to the server it was saved for: a changed host or port
+    // (a typo, say) must not receive it.
+    const sameServer = relay !== undefined && settings.host === relay.host && settings.port === relay.port && settings.username === relay.username
+    const password = settings.password ?? (settings.username !== undefined && sameServer ? relay?.password : undefined)
     if (settings.username !== undefined && password === undefined) throw Object.assign(new Error('Enter the password for that user name.'), { statusCode: 400 })
     return { host: settings.host, port: settings.port, requireTls: settings.requireTls, verifyCertificate: settings.verifyCertificate, viaTor: settings.viaTor, ...(settings.username !== undefined ? { username: settings.username, password: password! } : {}) }
   }

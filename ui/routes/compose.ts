@@ -2,13 +2,12 @@
 // recipient will take, shown while typing; send (into the outbound queue) or save as a draft.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { RouteContext } from '../server.ts'
-import type { Draft, DraftAttachment, Route } from '../node-api.ts'
+import type { Draft, DraftAttachment } from '../node-api.ts'
 import { composeView, routesFragment } from '../views/compose.ts'
 
 const ID = /^[0-9]{1,20}$/
-const MAX_ROUTES_SHOWN = 50
 
-interface Field { value?: unknown, filename?: string, mimetype?: string, type?: string }
+interface Field { value?: unknown, filename?: string, mimetype?: string, type?: string, valueTruncated?: boolean }
 
 /** Fields of a multipart form (attachFieldsToBody): each is { value } or a list of them. */
 function fieldsOf (body: unknown): Map<string, Field[]> {
@@ -24,33 +23,6 @@ function fieldsOf (body: unknown): Map<string, Field[]> {
 function text (fields: Map<string, Field[]>, name: string): string {
   const v = fields.get(name)?.[0]?.value
   return typeof v === 'string' ? v : ''
-}
-
-export function splitAddresses (field: string): string[] {
-  // Commas inside quoted display names do not separate addresses.
-  const out: string[] = []
-  let current = ''
-  let quoted = false
-  for (const c of field) {
-    if (c === '"') quoted = !quoted
-    if (c === ',' && !quoted) { out.push(current); current = '' } else current += c
-  }
-  out.push(current)
-  return out.map(a => { const m = /<([^<>]*)>/.exec(a); return (m?.[1] ?? a).trim() }).filter(a => a !== '')
-}
-
-export function routesFor (node: RouteContext['node'], fields: string[]): Route[] {
-  const seen = new Set<string>()
-  const routes: Route[] = []
-  for (const field of fields) {
-    for (const address of splitAddresses(field)) {
-      const key = address.toLowerCase()
-      if (seen.has(key) || routes.length >= MAX_ROUTES_SHOWN) continue
-      seen.add(key)
-      routes.push(node.routeFor(address))
-    }
-  }
-  return routes
 }
 
 export function composeRoutes (fastify: FastifyInstance, context: RouteContext): void {
@@ -73,13 +45,17 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
     return context.send(request, reply, {
       title: 'Write',
       nav: 'compose',
-      body: composeView({ draft, ...(draftId !== undefined ? { draftId } : {}), routes: routesFor(node, [draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, ...(flash !== undefined ? { notice: flash } : {}) })
+      body: composeView({ draft, ...(draftId !== undefined ? { draftId } : {}), routes: node.routesFor([draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, ...(flash !== undefined ? { notice: flash } : {}) })
     })
   })
 
+  // Writing is use of the page: the form posts here now and then while the owner types, so a
+  // long message does not look idle to auto-lock (and get lost with the session).
+  fastify.post('/compose/alive', async (_request, reply) => await reply.code(204).send())
+
   fastify.post<{ Body: { to?: string, cc?: string, bcc?: string } }>('/compose/routes', async (request, reply) => {
     const b = request.body ?? {}
-    return await reply.type('text/html; charset=utf-8').send(routesFragment(routesFor(node, [String(b.to ?? ''), String(b.cc ?? ''), String(b.bcc ?? '')])).value)
+    return await reply.type('text/html; charset=utf-8').send(routesFragment(node.routesFor([String(b.to ?? ''), String(b.cc ?? ''), String(b.bcc ?? '')])).value)
   })
 
   fastify.post('/compose', async (request: FastifyRequest, reply) => {
@@ -94,7 +70,10 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
     const forwardOfId = ID.test(text(fields, 'forwardOfId')) ? text(fields, 'forwardOfId') : undefined
     if (draftId !== undefined) {
       const old = await node.loadDraft(draftId)
-      old?.attachments.forEach((a, i) => { if (keep.has(i)) attachments.push(a) })
+      // Sent or deleted meanwhile (a second click, another tab): going on would send or save
+      // it without its attachments.
+      if (old === undefined) throw Object.assign(new Error('This draft was sent or deleted meanwhile, so nothing was done. Find it in Sent, Outbox or Trash.'), { statusCode: 409 })
+      old.attachments.forEach((a, i) => { if (keep.has(i)) attachments.push(a) })
     } else if (forwardOfId !== undefined) {
       for (const index of [...keep].sort((a, b) => a - b)) {
         const file = Number.isInteger(index) && index >= 0 ? await node.attachment(forwardOfId, index) : undefined
@@ -115,7 +94,10 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
       ...(inReplyToId !== undefined ? { inReplyToId } : {})
     }
     const action = text(fields, 'action') === 'save' ? 'save' : 'send'
+    const truncated = [...fields.values()].flat().some(f => f.valueTruncated === true)
     try {
+      // A field cut by the size limit would be sent cut, silently.
+      if (truncated) throw new Error('the message is bigger than this node takes')
       if (action === 'save') {
         const id = await node.saveDraft(draft, draftId)
         context.flash(request, 'The draft is saved.')
@@ -128,22 +110,27 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
       context.logger.info({ err: e.name }, 'A message could not be sent from the UI.')
       // Nothing typed or attached may be lost: a message that could not be sent is kept as a
       // draft (the form alone cannot carry attachments back), and the form shows that draft.
-      let kept = draftId
+      let saved: string | undefined
       let note = ''
-      if (action === 'send') {
+      if (action === 'send' && !truncated) {
         try {
-          kept = await node.saveDraft(draft, draftId)
+          saved = await node.saveDraft(draft, draftId)
           note = ' It is saved in Drafts.'
         } catch (saveErr) {
           context.logger.error({ err: (saveErr as Error).message }, 'A message that could not be sent could not be saved as a draft either.')
-          if (draft.attachments.length > 0) note = ' Attach the files again.'
         }
       }
-      const shown: Draft = kept !== undefined ? (await node.loadDraft(kept)) ?? draft : { ...draft, attachments: [] }
+      // The form shows what was typed; only a draft saved just now is shown from the vault
+      // (it carries the attachments). Otherwise the draft being edited still holds its own
+      // attachments, and new files must be attached again.
+      const shownId = saved ?? draftId
+      const shown: Draft = saved !== undefined ? (await node.loadDraft(saved)) ?? draft : { ...draft, attachments: draftId !== undefined ? ((await node.loadDraft(draftId))?.attachments ?? []) : [] }
+      const added = fields.get('attachments')?.some(f => f.type === 'file' && f.filename !== undefined && f.filename !== '') === true
+      if (saved === undefined && added) note += ' Attach the new files again.'
       return context.send(request, reply.code(400), {
         title: 'Write',
         nav: 'compose',
-        body: composeView({ draft: shown, ...(kept !== undefined ? { draftId: kept } : {}), routes: routesFor(node, [draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, error: `${action === 'save' ? 'Not saved' : 'Not sent'}: ${e.message}${note}` })
+        body: composeView({ draft: shown, ...(shownId !== undefined ? { draftId: shownId } : {}), routes: node.routesFor([draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, error: `${action === 'save' ? 'Not saved' : 'Not sent'}: ${e.message.endsWith('.') ? e.message : `${e.message}.`}${note}` })
       })
     }
     context.flash(request, 'Your message is queued. Follow its delivery here.')

@@ -3,11 +3,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RouteContext } from '../server.ts'
 import { FOLDER_NAMES, type FolderName } from '../node-api.ts'
-import { mailboxView, messageRows, messageView, searchView } from '../views/mail.ts'
-import { html } from '../html.ts'
+import { mailboxView, messageRows, messageView, moreResults, MOVE_TARGETS, olderLink, searchView } from '../views/mail.ts'
 
 export const PAGE_SIZE = 50
-const ID = /^[0-9]{1,20}$/
+/** Message ids: 16 digits (spec/storage.md). */
+const ID = /^[0-9]{16}$/
 
 function folderOf (name: string): FolderName | undefined {
   return FOLDER_NAMES.find(f => f.toLowerCase() === name.toLowerCase())
@@ -16,6 +16,10 @@ function folderOf (name: string): FolderName | undefined {
 function flashOf (context: RouteContext, request: FastifyRequest): { notice?: string } {
   const text = context.takeFlash(request)
   return text !== undefined ? { notice: text } : {}
+}
+
+function beingSent (): Error {
+  return Object.assign(new Error('This message is being sent: follow it, retry or cancel it in the Outbox. Once sent, it is in Sent.'), { statusCode: 409 })
 }
 
 function notFound (reply: FastifyReply): Error {
@@ -31,12 +35,11 @@ export function mailRoutes (fastify: FastifyInstance, context: RouteContext): vo
     if (folder === undefined) throw Object.assign(new Error('There is no such folder.'), { statusCode: 404 })
     const before = request.query.before !== undefined && ID.test(request.query.before) ? request.query.before : undefined
     const [folders, page] = await Promise.all([node.folders(), node.listMessages(folder, { limit: PAGE_SIZE, ...(before !== undefined ? { before } : {}) })])
-    const more = html`<p><a href="/mail/${folder}?before=${page.nextBefore ?? ''}" hx-get="/mail/${folder}?before=${page.nextBefore ?? ''}" hx-target="#message-list" hx-swap="outerHTML">Older messages</a></p>`
     return context.send(request, reply, {
       title: folder,
       nav: 'mail',
       body: mailboxView({ folders, folder, page, csrfToken: context.session(request).csrfToken, ...flashOf(context, request) }),
-      fragment: messageRows(page, more)
+      fragment: messageRows(page, olderLink(folder, page))
     })
   })
 
@@ -46,7 +49,7 @@ export function mailRoutes (fastify: FastifyInstance, context: RouteContext): vo
     const before = request.body?.before !== undefined && ID.test(request.body.before) ? request.body.before : undefined
     const [folders, page] = await Promise.all([node.folders(), query.trim() === '' ? { messages: [] } : node.search(query, { limit: PAGE_SIZE, ...(before !== undefined ? { before } : {}) })])
     const view = searchView({ folders, query, page, csrfToken: context.session(request).csrfToken })
-    return context.send(request, reply, { title: 'Search', nav: 'mail', body: view, fragment: before !== undefined ? messageRows(page, html``) : view })
+    return context.send(request, reply, { title: 'Search', nav: 'mail', body: view, fragment: before !== undefined ? messageRows(page, moreResults(query, page, context.session(request).csrfToken)) : view })
   })
 
   fastify.get<{ Params: { id: string } }>('/message/:id', async (request, reply) => {
@@ -77,28 +80,28 @@ export function mailRoutes (fastify: FastifyInstance, context: RouteContext): vo
     const ascii = attachment.filename.replace(/[^\x20-\x7e]|["\\]/g, '_')
     return reply
       .header('Content-Type', 'application/octet-stream')
-      .header('Content-Disposition', `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(attachment.filename)}`)
+      .header('Content-Disposition', `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(attachment.filename.toWellFormed())}`)
       .header('Content-Security-Policy', "default-src 'none'; sandbox")
       .send(attachment.content)
   })
 
   fastify.post<{ Params: { id: string }, Body: { seen?: string } }>('/message/:id/seen', async (request, reply) => {
     const { id } = request.params
-    if (!ID.test(id)) throw notFound(reply)
+    if (!ID.test(id) || await node.summary(id) === undefined) throw notFound(reply)
     const seen = request.body?.seen === '1'
     await node.setSeen(id, seen)
     // Marking unread from the message page goes back to the list, or opening it again would mark it read.
     if (!seen) {
-      const message = await node.readMessage(id)
+      const message = await node.summary(id)
       context.flash(request, 'Marked as unread.')
-      return reply.redirect(`/mail/${message?.summary.folder ?? 'Inbox'}`, 303)
+      return reply.redirect(`/mail/${message?.folder ?? 'Inbox'}`, 303)
     }
     return reply.redirect(`/message/${id}`, 303)
   })
 
   fastify.post<{ Params: { id: string }, Body: { flagged?: string } }>('/message/:id/flag', async (request, reply) => {
     const { id } = request.params
-    if (!ID.test(id)) throw notFound(reply)
+    if (!ID.test(id) || await node.summary(id) === undefined) throw notFound(reply)
     await node.setFlagged(id, request.body?.flagged === '1')
     return reply.redirect(`/message/${id}`, 303)
   })
@@ -107,7 +110,10 @@ export function mailRoutes (fastify: FastifyInstance, context: RouteContext): vo
     const { id } = request.params
     const folder = folderOf(String(request.body?.folder ?? ''))
     if (!ID.test(id)) throw notFound(reply)
-    if (folder === undefined || folder === 'Outbox') throw Object.assign(new Error('Messages can be moved to Inbox, Drafts, Sent or Trash.'), { statusCode: 400 })
+    if (folder === undefined || !MOVE_TARGETS.includes(folder)) throw Object.assign(new Error(`Messages can be moved to ${MOVE_TARGETS.join(', ')}.`), { statusCode: 400 })
+    const message = await node.summary(id)
+    if (message === undefined) throw notFound(reply)
+    if (message.folder === 'Outbox') throw beingSent()
     await node.move(id, folder)
     context.flash(request, `Moved to ${folder}.`)
     return reply.redirect(`/message/${id}`, 303)
@@ -116,19 +122,20 @@ export function mailRoutes (fastify: FastifyInstance, context: RouteContext): vo
   fastify.post<{ Params: { id: string } }>('/message/:id/trash', async (request, reply) => {
     const { id } = request.params
     if (!ID.test(id)) throw notFound(reply)
-    const message = await node.readMessage(id)
+    const message = await node.summary(id)
     if (message === undefined) throw notFound(reply)
+    if (message.folder === 'Outbox') throw beingSent()
     await node.move(id, 'Trash')
     context.flash(request, 'Moved to Trash.')
-    return reply.redirect(`/mail/${message.summary.folder}`, 303)
+    return reply.redirect(`/mail/${message.folder}`, 303)
   })
 
   fastify.post<{ Params: { id: string } }>('/message/:id/delete', async (request, reply) => {
     const { id } = request.params
     if (!ID.test(id)) throw notFound(reply)
-    const message = await node.readMessage(id)
+    const message = await node.summary(id)
     if (message === undefined) throw notFound(reply)
-    if (message.summary.folder !== 'Trash') throw Object.assign(new Error('Only messages in Trash can be deleted for good: move it to Trash first.'), { statusCode: 400 })
+    if (message.folder !== 'Trash') throw Object.assign(new Error('Only messages in Trash can be deleted for good: move it to Trash first.'), { statusCode: 400 })
     await node.remove(id)
     context.flash(request, 'Deleted for good.')
     return reply.redirect(`/mail/Trash`, 303)

@@ -20,15 +20,14 @@ export function outboxRoutes (fastify: FastifyInstance, context: RouteContext): 
 
   fastify.post<{ Params: { id: string } }>('/outbox/:id/retry', async (request, reply) => {
     if (!QUEUE_ID.test(request.params.id)) throw Object.assign(new Error('No such message in the outbox.'), { statusCode: 404 })
-    node.retry(request.params.id)
-    context.flash(request, 'Trying again now.')
+    context.flash(request, node.retry(request.params.id) ? 'Trying again now.' : 'That message is no longer being sent.')
     return await reply.redirect('/outbox', 303)
   })
 
   fastify.post<{ Params: { id: string } }>('/outbox/:id/cancel', async (request, reply) => {
     if (!QUEUE_ID.test(request.params.id)) throw Object.assign(new Error('No such message in the outbox.'), { statusCode: 404 })
-    await node.cancel(request.params.id)
-    context.flash(request, 'Sending was cancelled for the recipients not reached yet. The message is in Sent.')
+    const cancelled = await node.cancel(request.params.id)
+    context.flash(request, cancelled ? 'Sending was cancelled for the recipients not reached yet. The message goes to Sent.' : 'That message is no longer being sent: there was nothing to cancel.')
     return await reply.redirect('/outbox', 303)
   })
 }

@@ -27,11 +27,13 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
   const { node } = context
 
   async function render (request: FastifyRequest, reply: FastifyReply, extra: Partial<SettingsView> = {}): Promise<FastifyReply> {
-    const [relay, credentials, ui, health] = await Promise.all([node.relaySettings(), node.credentials(), node.uiSettings(), node.health()])
+    // The rest of the page must stay usable when the credentials cannot be read.
+    const [relay, credentials, ui, health] = await Promise.all([node.relaySettings(), node.credentials().catch((err: Error) => err), node.uiSettings(), node.health()])
     const flash = context.takeFlash(request)
     const view: SettingsView = {
       ...(relay !== undefined ? { relay } : {}),
-      credentials,
+      credentials: credentials instanceof Error ? [] : credentials,
+      ...(credentials instanceof Error ? { credentialsProblem: credentials.message } : {}),
       ui,
       submission: health.submission,
       csrfToken: context.session(request).csrfToken,
@@ -57,7 +59,7 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
       return await render(request, reply.code(400), { result: { ok: false, text: (err as Error).message } })
     }
     if (form.action === 'test') {
-      const result = await node.testRelay(settings)
+      const result = await node.testRelay(settings).catch((err: Error) => ({ ok: false, message: err.message }))
       return await render(request, reply, { result: { ok: result.ok, text: result.message } })
     }
     await node.saveRelaySettings(settings)
@@ -72,7 +74,8 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
     } catch (err) {
       return await reply.type('text/html; charset=utf-8').send(relayTestResult({ ok: false, message: (err as Error).message }).value)
     }
-    const result = await node.testRelay(settings)
+    // Errors go into the page's result box: htmx does not swap a 4xx answer in.
+    const result = await node.testRelay(settings).catch((err: Error) => ({ ok: false, message: err.message }))
     return await reply.type('text/html; charset=utf-8').send(relayTestResult(result).value)
   })
 
@@ -85,14 +88,14 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
   })
 
   fastify.post<{ Params: { id: string } }>('/settings/credentials/:id/revoke', async (request, reply) => {
-    await node.revokeCredential(request.params.id)
-    context.flash(request, 'The credential was revoked: that device can no longer send.')
+    const revoked = await node.revokeCredential(request.params.id)
+    context.flash(request, revoked ? 'The credential was revoked: that device can no longer send.' : 'There is no such credential (revoked already?).')
     return await reply.redirect('/settings', 303)
   })
 
   fastify.post<{ Params: { id: string } }>('/settings/credentials/:id/enable', async (request, reply) => {
-    await node.enableCredential(request.params.id)
-    context.flash(request, 'The credential works again, with the same password.')
+    const enabled = await node.enableCredential(request.params.id)
+    context.flash(request, enabled ? 'The credential works again, with the same password.' : 'There is no such credential (revoked?).')
     return await reply.redirect('/settings', 303)
   })
 

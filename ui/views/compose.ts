@@ -17,6 +17,7 @@ ${notice('error', view.error)}
 ${notice('ok', view.notice)}
 <form method="post" action="/compose" enctype="multipart/form-data" class="stack">
 ${csrfField(view.csrfToken)}
+<span hidden hx-post="/compose/alive" hx-trigger="input from:closest form throttle:60s" hx-swap="none"></span>
 ${view.draftId !== undefined ? html`<input type="hidden" name="draftId" value="${view.draftId}">` : ''}
 ${d.inReplyToId !== undefined ? html`<input type="hidden" name="inReplyToId" value="${d.inReplyToId}">` : ''}
 ${view.draftId === undefined && d.forwardOfId !== undefined ? html`<input type="hidden" name="forwardOfId" value="${d.forwardOfId}">` : ''}

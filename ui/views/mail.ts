@@ -2,6 +2,9 @@ import { html, type Html } from '../html.ts'
 import { FOLDER_NAMES, type FolderName, type FolderSummary, type Mailbox, type MessagePage, type MessageSummary, type ReadableMessage } from '../node-api.ts'
 import { csrfField, formatBytes, formatDate, notice } from './layout.ts'
 
+/** Where a message may be moved by hand: not into Outbox (only sending puts mail there) nor Drafts (a received message is not the owner's draft). */
+export const MOVE_TARGETS: readonly FolderName[] = FOLDER_NAMES.filter(f => f !== 'Outbox' && f !== 'Drafts')
+
 export function folderList (folders: FolderSummary[], current?: FolderName): Html {
   return html`<nav class="folders" aria-label="Folders"><ul>
 ${folders.map(f => html`<li><a href="/mail/${f.name}"${f.name === current ? html` aria-current="page"` : ''}>${f.name}</a>${f.unread > 0 ? html` <span class="count">${f.unread}<span class="visually-hidden"> unread</span></span>` : ''}</li>`)}
@@ -29,8 +32,8 @@ export function messageRows (page: MessagePage, more: Html): Html {
 <thead><tr><th scope="col">From / To</th><th scope="col">Subject</th><th scope="col">Date</th><th scope="col">Size</th></tr></thead>
 <tbody>
 ${page.messages.map(m => html`<tr class="${m.seen ? 'read' : 'unread'}">
-<td>${senderOrRecipients(m)}</td>
-<td><a href="${m.folder === 'Drafts' ? `/compose?draft=${m.id}` : `/message/${m.id}`}">${m.subject === '' ? '(no subject)' : m.subject}</a>${m.flagged ? html` <span class="badge">flagged</span>` : ''}${!m.seen ? html` <span class="badge">unread</span>` : ''}${(m.threadSize ?? 1) > 1 ? html` <span class="badge">${m.threadSize} in thread</span>` : ''}</td>
+<td><bdi>${senderOrRecipients(m)}</bdi></td>
+<td><a href="${m.folder === 'Drafts' ? `/compose?draft=${m.id}` : `/message/${m.id}`}"><bdi>${m.subject === '' ? '(no subject)' : m.subject}</bdi></a>${m.flagged ? html` <span class="badge">flagged</span>` : ''}${!m.seen ? html` <span class="badge">unread</span>` : ''}${(m.threadSize ?? 1) > 1 ? html` <span class="badge">${m.threadSize} in thread</span>` : ''}</td>
 <td>${formatDate(m.date)}</td>
 <td>${formatBytes(m.size)}</td>
 </tr>`)}
@@ -39,8 +42,19 @@ ${page.nextBefore !== undefined ? more : ''}
 </div>`
 }
 
+/** The link to the next (older) page of a folder; htmx swaps the list in place. */
+export function olderLink (folder: FolderName, page: MessagePage): Html {
+  const href = `/mail/${folder}?before=${page.nextBefore ?? ''}`
+  return html`<p><a href="${href}" hx-get="${href}" hx-target="#message-list" hx-swap="outerHTML">Older messages</a></p>`
+}
+
+/** The button for more search results (POST: the words stay out of URLs). */
+export function moreResults (query: string, page: MessagePage, csrfToken: string): Html {
+  return html`<form method="post" action="/search" hx-post="/search" hx-target="#message-list" hx-swap="outerHTML">${csrfField(csrfToken)}<input type="hidden" name="q" value="${query}"><input type="hidden" name="before" value="${page.nextBefore ?? ''}"><button type="submit">More results</button></form>`
+}
+
 export function mailboxView (view: { folders: FolderSummary[], folder: FolderName, page: MessagePage, csrfToken: string, notice?: string }): Html {
-  const more = html`<p><a href="/mail/${view.folder}?before=${view.page.nextBefore ?? ''}" hx-get="/mail/${view.folder}?before=${view.page.nextBefore ?? ''}" hx-target="#message-list" hx-swap="outerHTML">Older messages</a></p>`
+  const more = olderLink(view.folder, view.page)
   return html`<div class="mail">
 ${folderList(view.folders, view.folder)}
 <section aria-labelledby="folder-heading">
@@ -56,7 +70,7 @@ ${messageRows(view.page, more)}
 }
 
 export function searchView (view: { folders: FolderSummary[], query: string, page: MessagePage, csrfToken: string }): Html {
-  const more = html`<form method="post" action="/search" hx-post="/search" hx-target="#message-list" hx-swap="outerHTML">${csrfField(view.csrfToken)}<input type="hidden" name="q" value="${view.query}"><input type="hidden" name="before" value="${view.page.nextBefore ?? ''}"><button type="submit">More results</button></form>`
+  const more = moreResults(view.query, view.page, view.csrfToken)
   return html`<div class="mail">
 ${folderList(view.folders)}
 <section aria-labelledby="search-heading">
@@ -80,11 +94,11 @@ export function messageView (view: { message: ReadableMessage, thread: MessageSu
   return html`<div class="mail">
 ${folderList(view.folders, s.folder)}
 <article aria-labelledby="subject">
-<h1 id="subject">${s.subject === '' ? '(no subject)' : s.subject}</h1>
+<h1 id="subject"><bdi>${s.subject === '' ? '(no subject)' : s.subject}</bdi></h1>
 ${notice('ok', view.notice)}
 ${m.problems.length > 0 ? html`<div class="notice warning" role="alert"><p>This message could not be read completely:</p><ul>${m.problems.map(p => html`<li>${p}</li>`)}</ul></div>` : ''}
 <dl class="facts">
-<dt>From</dt><dd>${mailboxes(m.from) || s.from}</dd>
+<dt>From</dt><dd><bdi>${mailboxes(m.from) || s.from}</bdi></dd>
 <dt>To</dt><dd>${mailboxes(m.to)}</dd>
 ${m.cc.length > 0 ? html`<dt>Cc</dt><dd>${mailboxes(m.cc)}</dd>` : ''}
 ${m.replyTo.length > 0 ? html`<dt>Reply to</dt><dd>${mailboxes(m.replyTo)}</dd>` : ''}
@@ -97,11 +111,13 @@ ${m.replyTo.length > 0 ? html`<dt>Reply to</dt><dd>${mailboxes(m.replyTo)}</dd>`
 <a href="/compose?reply=${s.id}&amp;mode=forward">Forward</a>
 ${action('seen', s.seen ? 'Mark unread' : 'Mark read', html`<input type="hidden" name="seen" value="${s.seen ? '0' : '1'}">`)}
 ${action('flag', s.flagged ? 'Unflag' : 'Flag', html`<input type="hidden" name="flagged" value="${s.flagged ? '0' : '1'}">`)}
-${s.folder === 'Trash' ? action('delete', 'Delete for good') : action('trash', 'Move to Trash')}
+${s.folder === 'Outbox'
+  ? html`<span class="muted">Being sent: follow it, retry or cancel it in the <a href="/outbox">Outbox</a>.</span>`
+  : html`${s.folder === 'Trash' ? action('delete', 'Delete for good') : action('trash', 'Move to Trash')}
 <form method="post" action="${base}/move" class="inline">${csrfField(view.csrfToken)}
 <label for="move-to">Move to</label>
-<select id="move-to" name="folder">${FOLDER_NAMES.filter(f => f !== s.folder && f !== 'Outbox').map(f => html`<option value="${f}">${f}</option>`)}</select>
-<button type="submit">Move</button></form>
+<select id="move-to" name="folder">${MOVE_TARGETS.filter(f => f !== s.folder).map(f => html`<option value="${f}">${f}</option>`)}</select>
+<button type="submit">Move</button></form>`}
 </div>
 ${m.fromHtml ? html`<p class="muted">This message was written in HTML. It is shown as plain text: nothing in it is loaded from the network and nothing in it runs.</p>` : ''}
 <pre class="body" aria-label="Message text">${m.text}</pre>

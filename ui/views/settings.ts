@@ -5,6 +5,8 @@ import { csrfField, formatDate, notice } from './layout.ts'
 export interface SettingsView {
   relay?: RelaySettings
   credentials: Credential[]
+  /** Why the credentials could not be read, if they could not. */
+  credentialsProblem?: string
   ui: UiSettings
   submission: { host: string, port: number }
   csrfToken: string
@@ -58,7 +60,9 @@ ${view.newCredential !== undefined
   ? html`<div class="notice ok" role="status"><p>New credential for <strong>${view.newCredential.credential.name}</strong>. Enter these in the mail program now; the password is not shown again.</p>
 <dl class="facts"><dt>User name</dt><dd class="onion" id="new-username">${view.newCredential.credential.username}</dd><dt>Password</dt><dd class="onion" id="new-password">${view.newCredential.password}</dd></dl></div>`
   : ''}
-${view.credentials.length === 0
+${view.credentialsProblem !== undefined
+  ? notice('error', `The mail client credentials cannot be read, so device logins are refused: ${view.credentialsProblem}`)
+  : view.credentials.length === 0
   ? html`<p>No per-device credentials yet.</p>`
   : html`<table><caption class="muted">Credentials</caption><thead><tr><th scope="col">Device</th><th scope="col">User name</th><th scope="col">Made</th><th scope="col">Last used</th><th scope="col">State</th><th scope="col"><span class="muted">Action</span></th></tr></thead><tbody>
 ${view.credentials.map(c => html`<tr><td>${c.name}</td><td class="onion">${c.username}</td><td>${formatDate(c.createdAt)}</td><td>${c.lastUsedAt !== undefined ? formatDate(c.lastUsedAt) : 'never'}</td>
