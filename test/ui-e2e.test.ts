@@ -84,12 +84,15 @@ describe('the web UI in Chromium, with two nodes on the private Tor network', { 
   it('writes to bob, shows the route over Tor while typing, and follows the message from queued to delivered', async () => {
     await page.getByRole('link', { name: 'Write' }).click()
     await page.waitForURL(/\/compose$/)
+    const alive = page.waitForRequest(r => r.url().endsWith('/compose/alive') && r.method() === 'POST', { timeout: 10_000 })
     await page.getByLabel('To', { exact: true }).fill(bob.identity.address)
     // The route appears as the address is typed (htmx, after a short pause).
     await page.locator('#routes .route-onion').waitFor({ timeout: 10_000 })
     assert.match(await page.locator('#routes').textContent() ?? '', /directly over Tor/)
     await page.getByLabel('Subject').fill('Saturday it is')
     await page.getByLabel('Message', { exact: true }).fill(`Yes! Bring the ${sentMarker} pie.\n`)
+    // Typing counted as use of the page (auto-lock must not take a half-written message).
+    assert.equal((await (await alive).response())?.status(), 204)
     await step('04-compose')
     await page.getByRole('button', { name: 'Send' }).click()
     await page.waitForURL(/\/outbox$/)

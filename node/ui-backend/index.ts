@@ -19,7 +19,7 @@ import type { StoredMessageMeta } from '../store/mail-store.ts'
 import { readableMessage, attachmentContent, MAX_TEXT_CHARS } from '../mail-view/index.ts'
 import { addressesAsTyped, buildMessage, ComposeError, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
-import { decodeEncodedWords, headerValue } from '../../protocol/message.ts'
+import { decodeEncodedWords, headerValue, summarizeHeaders } from '../../protocol/message.ts'
 import type {
   UiNode, Health, FolderName, FolderSummary, MessagePage, MessageSummary, ReadableMessage, Draft, Route,
   OutboxEntry, OutboxRecipient, RelaySettings, UiSettings, UnlockSecret, Credential
@@ -95,6 +95,18 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       flagged: meta.flags.includes('\\Flagged'),
       ...(thread !== undefined && thread !== '' ? { threadSize: vault.threadSize(thread) } : {})
     }
+  }
+
+  /**
+   * A message stored before the vault kept header summaries (spec/storage.md: the fields are
+   * optional) has its headers read for the list; nothing is written back.
+   */
+  async function withSummary (meta: StoredMessageMeta): Promise<StoredMessageMeta> {
+    if (meta.subject !== undefined) return meta
+    const message = await vault.get(meta.id).catch(() => undefined)
+    if (message === undefined) return meta
+    const h = summarizeHeaders(message.raw)
+    return { ...meta, subject: h.subject, headerFrom: h.from, ...(h.date !== undefined ? { date: h.date } : {}) }
   }
 
   async function metaOf (id: string): Promise<StoredMessageMeta | undefined> {
@@ -238,12 +250,13 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
 
     async listMessages (folder, options): Promise<MessagePage> {
       const page = await vault.page(folder, options)
-      return { messages: page.messages.map(summaryOf), ...(page.nextBefore !== undefined ? { nextBefore: page.nextBefore } : {}) }
+      const messages = await Promise.all(page.messages.map(withSummary))
+      return { messages: messages.map(summaryOf), ...(page.nextBefore !== undefined ? { nextBefore: page.nextBefore } : {}) }
     },
 
     async search (query, options): Promise<MessagePage> {
       const found = await vault.search(query, { limit: options.limit + 1, ...(options.before !== undefined ? { before: options.before } : {}) })
-      const messages = found.slice(0, options.limit).map(summaryOf)
+      const messages = (await Promise.all(found.slice(0, options.limit).map(withSummary))).map(summaryOf)
       return { messages, ...(found.length > options.limit ? { nextBefore: messages[messages.length - 1]!.id } : {}) }
     },
 

@@ -18,6 +18,11 @@ function flashOf (context: RouteContext, request: FastifyRequest): { notice?: st
   return text !== undefined ? { notice: text } : {}
 }
 
+/** Deleting for good needs its box ticked (the form requires it; this is for other clients). */
+function unconfirmed (): Error {
+  return Object.assign(new Error('Nothing was deleted: tick the box to confirm that it is for good.'), { statusCode: 400 })
+}
+
 function beingSent (): Error {
   return Object.assign(new Error('This message is being sent: follow it, retry or cancel it in the Outbox. Once sent, it is in Sent.'), { statusCode: 409 })
 }
@@ -135,13 +140,15 @@ export function mailRoutes (fastify: FastifyInstance, context: RouteContext): vo
     if (!ID.test(id)) throw notFound(reply)
     const message = await node.summary(id)
     if (message === undefined) throw notFound(reply)
+    if ((request.body as { confirm?: string } | undefined)?.confirm !== '1') throw unconfirmed()
     if (message.folder !== 'Trash') throw Object.assign(new Error('Only messages in Trash can be deleted for good: move it to Trash first.'), { statusCode: 400 })
     await node.remove(id)
     context.flash(request, 'Deleted for good.')
     return reply.redirect(`/mail/Trash`, 303)
   })
 
-  fastify.post('/trash/empty', async (request, reply) => {
+  fastify.post<{ Body: { confirm?: string } }>('/trash/empty', async (request, reply) => {
+    if (request.body?.confirm !== '1') throw unconfirmed()
     const count = await node.emptyTrash()
     context.flash(request, `Deleted ${count} message${count === 1 ? '' : 's'} for good.`)
     return reply.redirect(`/mail/Trash`, 303)

@@ -62,7 +62,7 @@ ${folderList(view.folders, view.folder)}
 ${notice('ok', view.notice)}
 ${searchForm('', view.csrfToken)}
 ${view.folder === 'Trash' && view.page.messages.length > 0
-  ? html`<form method="post" action="/trash/empty" class="actions">${csrfField(view.csrfToken)}<button type="submit">Empty Trash</button><span class="muted">Deletes these messages for good.</span></form>`
+  ? html`<form method="post" action="/trash/empty" class="actions">${csrfField(view.csrfToken)}<label><input type="checkbox" name="confirm" value="1" required> Delete every message in Trash for good</label><button type="submit">Empty Trash</button></form>`
   : ''}
 ${messageRows(view.page, more)}
 </section>
@@ -113,7 +113,7 @@ ${action('seen', s.seen ? 'Mark unread' : 'Mark read', html`<input type="hidden"
 ${action('flag', s.flagged ? 'Unflag' : 'Flag', html`<input type="hidden" name="flagged" value="${s.flagged ? '0' : '1'}">`)}
 ${s.folder === 'Outbox'
   ? html`<span class="muted">Being sent: follow it, retry or cancel it in the <a href="/outbox">Outbox</a>.</span>`
-  : html`${s.folder === 'Trash' ? action('delete', 'Delete for good') : action('trash', 'Move to Trash')}
+  : html`${s.folder === 'Trash' ? action('delete', 'Delete for good', html`<label><input type="checkbox" name="confirm" value="1" required> Yes, for good</label> `) : action('trash', 'Move to Trash')}
 <form method="post" action="${base}/move" class="inline">${csrfField(view.csrfToken)}
 <label for="move-to">Move to</label>
 <select id="move-to" name="folder">${MOVE_TARGETS.filter(f => f !== s.folder).map(f => html`<option value="${f}">${f}</option>`)}</select>
