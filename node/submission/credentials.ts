@@ -127,8 +127,6 @@ export class CredentialStore implements CredentialVerifier {
     await this.loading
   }
 
-  get isLoaded (): boolean { return this.loaded }
-
   list (): Credential[] {
     this.mustBeLoaded()
     return [...this.byUsername.values()].sort((a, b) => a.createdAt - b.createdAt).map(publicView)
