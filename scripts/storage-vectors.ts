@@ -19,6 +19,7 @@ import { encodeLocator } from '../node/vault/shards/index.ts'
 import { recordHeader } from '../protocol/shard-record.ts'
 import { documentTerms, searchIndex, type SearchText } from '../node/vault/search/index.ts'
 import { backblazeParityRows } from '../test/harness/reed-solomon-reference.ts'
+import { summarizeHeaders } from '../protocol/message.ts'
 
 export const countingBytes = (first: number, count: number): Buffer => Buffer.from(Array.from({ length: count }, (_, i) => (first + i) & 0xff))
 const repeated = (byte: number, count: number): Buffer => Buffer.alloc(count, byte)
@@ -103,7 +104,9 @@ async function main (): Promise<void> {
   out.push('')
 
   // Meta record
-  const meta = { id: '0000000000000001', folder: 'Inbox', messageId: `vector-1@${ALICE.split('@')[1]}`, from: ALICE, to: [BOB], receivedAt: 1795360600000, size: MESSAGE.length, flags: ['\\Seen'], objectId: hex(MESSAGE_OBJECT_ID) }
+  // The header summary as the vault writes it (no Date header here, so no `date`).
+  const { date: _none, ...summary } = summarizeHeaders(MESSAGE)
+  const meta = { id: '0000000000000001', folder: 'Inbox', messageId: `vector-1@${ALICE.split('@')[1]}`, from: ALICE, to: [BOB], receivedAt: 1795360600000, size: MESSAGE.length, flags: ['\\Seen'], subject: summary.subject, headerFrom: summary.from, thread: summary.thread, objectId: hex(MESSAGE_OBJECT_ID) }
   const metaJson = Buffer.from(JSON.stringify(meta), 'utf8')
   const metaAd = associatedData('meta', meta.id)
   out.push('[seal meta]')

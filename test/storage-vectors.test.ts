@@ -27,6 +27,7 @@ import { vault as makeVault, VaultError } from '../node/vault/index.ts'
 import { documentTerms, searchIndex, type SearchText } from '../node/vault/search/index.ts'
 
 import { readSpecVectors } from './harness/spec-vectors.ts'
+import { summarizeHeaders } from '../protocol/message.ts'
 
 const SPEC = new URL('../spec/storage.md', import.meta.url)
 const TEXT = readFileSync(SPEC, 'utf8')
@@ -134,7 +135,9 @@ describe('spec/storage.md test vectors', () => {
   it('[seal meta]: the metadata record opens with the record key and ad("meta", id), and names the object', () => {
     assert.equal(get('seal meta', 'key'), hex(keys.record))
     const meta = JSON.parse(checkSeal('seal meta', keys.record, 'meta', '0000000000000001').toString('utf8')) as Record<string, unknown>
-    assert.deepEqual(Object.keys(meta), ['id', 'folder', 'messageId', 'from', 'to', 'receivedAt', 'size', 'flags', 'objectId'], 'members in the order of the spec table')
+    assert.deepEqual(Object.keys(meta), ['id', 'folder', 'messageId', 'from', 'to', 'receivedAt', 'size', 'flags', 'subject', 'headerFrom', 'thread', 'objectId'], 'members in the order of the spec table')
+    const { date: _none, ...summary } = summarizeHeaders(bytes('seal message', 'plaintext'))
+    assert.deepEqual({ subject: meta.subject, headerFrom: meta.headerFrom, thread: meta.thread }, { subject: summary.subject, headerFrom: summary.from, thread: summary.thread }, 'the header summary of the message')
     assert.equal(meta.id, '0000000000000001')
     assert.equal(bytes('seal meta', 'index-key').toString('latin1'), `m${meta.id as string}`)
     assert.equal(meta.objectId, get('keys', 'object-id'))

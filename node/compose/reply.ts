@@ -1,10 +1,9 @@
 // Drafts that answer or pass on a message: the recipients, the subject with one "Re:" or
 // "Fwd:", the quoted or forwarded text, and the threading ids (RFC 5322 3.6.4).
 import { formatRecipient } from './recipients.ts'
+import type { Mailbox } from '../mail-view/index.ts'
 
 export type ReplyMode = 'reply' | 'replyAll' | 'forward'
-
-interface Mailbox { name: string, address: string }
 
 /** What a reply needs of the original; mail-view's ReadableMessageContent has all of it. */
 export interface ReplySource {
