@@ -163,18 +163,23 @@ export async function readableMessage (raw: Buffer, options: ReadOptions = {}): 
  */
 export async function attachmentContent (raw: Buffer, index: number, options: ReadOptions = {}): Promise<AttachmentContent | undefined> {
   if (!Number.isSafeInteger(index) || index < 0 || index >= MAX_ATTACHMENTS) return undefined
+  return (await attachmentContents(raw, options))[index]
+}
+
+/** Every attachment's bytes, in readableMessage()'s order, from one parse; [] if it no longer parses. */
+export async function attachmentContents (raw: Buffer, options: ReadOptions = {}): Promise<AttachmentContent[]> {
   let email: Email
   try {
     email = (await parse(raw, options.maxParseBytes ?? MAX_PARSE_BYTES)).email
   } catch {
-    return undefined
+    return []
   }
-  const a = email.attachments[index]
-  if (a === undefined) return undefined
-  const content = typeof a.content === 'string'
-    ? Buffer.from(a.content, a.encoding === 'base64' ? 'base64' : 'utf8')
-    : Buffer.from(a.content instanceof ArrayBuffer ? new Uint8Array(a.content) : a.content)
-  return { filename: safeFilename(a.filename, index), contentType: safeContentType(a.mimeType), content }
+  return email.attachments.slice(0, MAX_ATTACHMENTS).map((a, index) => {
+    const content = typeof a.content === 'string'
+      ? Buffer.from(a.content, a.encoding === 'base64' ? 'base64' : 'utf8')
+      : Buffer.from(a.content instanceof ArrayBuffer ? new Uint8Array(a.content) : a.content)
+    return { filename: safeFilename(a.filename, index), contentType: safeContentType(a.mimeType), content }
+  })
 }
 
 // -- body text --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import type { DeliveryService } from '../delivery/index.ts'
 import { testRelay } from '../delivery/relay-test.ts'
 import type { CredentialStore } from '../submission/credentials.ts'
 import type { StoredMessageMeta } from '../store/mail-store.ts'
-import { readableMessage, attachmentContent, MAX_TEXT_CHARS } from '../mail-view/index.ts'
+import { readableMessage, attachmentContent, attachmentContents, MAX_TEXT_CHARS } from '../mail-view/index.ts'
 import { addressesAsTyped, buildMessage, ComposeError, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
 import { decodeEncodedWords, headerValue, summarizeHeaders } from '../../protocol/message.ts'
@@ -318,12 +318,7 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       const base = { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body }
       if (mode !== 'forward') return { ...base, attachments: [], inReplyToId: id }
       // A forward offers the original's attachments (the form posts back which to keep).
-      const attachments = []
-      for (const a of content.attachments) {
-        const file = await attachmentContent(message.raw, a.index)
-        if (file !== undefined) attachments.push(file)
-      }
-      return { ...base, attachments, forwardOfId: id }
+      return { ...base, attachments: await attachmentContents(message.raw), forwardOfId: id }
     },
 
     async saveDraft (draft, replaces) {
@@ -338,11 +333,7 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       const message = await vault.get(id)
       if (message === undefined || message.folder !== 'Drafts') return undefined
       const content = await readableMessage(message.raw)
-      const attachments = []
-      for (const a of content.attachments) {
-        const file = await attachmentContent(message.raw, a.index)
-        if (file !== undefined) attachments.push(file)
-      }
+      const attachments = await attachmentContents(message.raw)
       const replyTo = headerValue(message.raw, DRAFT_REPLY_HEADER)
       const field = (name: string): string => decodeEncodedWords(headerValue(message.raw, name) ?? '')
       return {
@@ -352,7 +343,7 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
         subject: content.subject,
         body: content.text,
         attachments,
-        ...(replyTo !== undefined && /^[0-9]{1,20}$/.test(replyTo) ? { inReplyToId: replyTo } : {})
+        ...(replyTo !== undefined && /^[0-9]{16}$/.test(replyTo) ? { inReplyToId: replyTo } : {})
       }
     },
 
