@@ -25,6 +25,8 @@ import { CredentialStore } from './submission/credentials.ts'
 import { uiBackend } from './ui-backend/index.ts'
 import { uiServer, type UiServer } from '../ui/server.ts'
 import { expandedSecretKey } from '../protocol/onion.ts'
+import { openPgpService, type OpenPgp } from './openpgp/index.ts'
+import { RELAY_DESTINATION } from './delivery/index.ts'
 
 export interface RecipientStatus {
   address: string
@@ -67,6 +69,7 @@ export interface SmtorpNode {
   readonly vault: Vault
   readonly queue: OutboundQueue
   readonly tor: TorService
+  readonly openpgp: OpenPgp
   /** The web UI, unless config.ui.enabled is false. */
   readonly ui: UiServer | undefined
   /** Start every service; with `unlock`, unlock the vault too (and start sending). */
@@ -94,6 +97,9 @@ function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
     }))
   }
 }
+
+/** The Outbox flag of a message the owner asked to encrypt (spec/node-data.md, queue). */
+export const ENCRYPT_FLAG = '$Encrypt'
 
 export async function createNode (config: NodeConfig, logger: Logger): Promise<SmtorpNode> {
   const log = logger.child({ component: 'node' })
@@ -126,13 +132,36 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     socksEndpoint: () => tor.socksEndpoint(),
     refreshOnion: (onion) => { tor.refreshDescriptor(onion).catch(() => {}) }
   })
+  // Mail is sent from the owner's ordinary address when they have one (spec/openpgp.md 7);
+  // the envelope to SMTorP peers always names the onion address (spec/smtorp.md 3.4).
+  const sendAs = config.openpgp.address ?? identity.address
+  const openpgp = openPgpService({
+    address: sendAs,
+    onionAddress: identity.address,
+    ...(config.openpgp.name !== undefined ? { name: config.openpgp.name } : {}),
+    preferEncrypt: config.openpgp.preferEncrypt,
+    keyservers: config.openpgp.keyservers,
+    wkd: config.openpgp.wkd
+  }, { logger, vault, socks: () => tor.socksEndpoint() })
   const queue = outboundQueue({
     path: join(config.dataDir, 'queue'),
     domain: identity.domain,
     retry: { delaysMs: config.queue.retryDelaysMs, delayedNoticeAfterAttempts: config.queue.delayedNoticeAfterAttempts },
     concurrency: config.queue.concurrency,
-    hasRelay: () => outbound.hasRelay()
-  }, { logger, store, delivery: outbound, cipher: vault.queueCipher() })
+    hasRelay: () => outbound.hasRelay(),
+    routeOf: (address) => openpgp.routeOf(address)
+  }, {
+    logger,
+    store,
+    delivery: {
+      // The relay sees the owner's ordinary address as the sender, when there is one.
+      deliver: async (destination, envelope) => await outbound.deliver(destination, destination === RELAY_DESTINATION && envelope.from !== '' ? { ...envelope, from: sendAs } : envelope),
+      stop: async () => { await outbound.stop() },
+      stats: () => outbound.stats()
+    },
+    cipher: vault.queueCipher(),
+    copiesFor: async (message) => (await openpgp.prepareOutgoing(message.raw, message.to, message.flags.includes(ENCRYPT_FLAG) ? 'encrypt' : 'auto')).copies
+  })
   // Each mail client's own password, kept sealed in the vault (read at the first unlock).
   const credentials = new CredentialStore({}, {
     logger,
@@ -141,6 +170,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   })
   const submit = submission({
     address: identity.address,
+    aliases: sendAs !== identity.address ? [sendAs] : [],
     password: identity.submissionPassword,
     host: config.submission.host,
     port: config.submission.port,
@@ -151,6 +181,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     store,
     queue,
     credentials,
+    prepare: async (raw, to) => await openpgp.prepareOutgoing(raw, to, 'auto'),
     // Once the queue runs (from the first unlock), mail is taken even while locked: the vault
     // seals it to the arrival key, and the queue its own copy under the queue key.
     refuseBecause: () => queueStarted ? undefined : 'The node is locked: unlock it ("smtorp unlock"), then send again'
@@ -247,12 +278,14 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     vault,
     queue,
     tor,
+    openpgp,
     ui,
     async start (options = {}) {
       // Started in order; if one fails, the ones already running are stopped again.
       const running: Array<() => Promise<void>> = []
       try {
         await vault.open(); running.push(async () => { await vault.close() })
+        openpgp.start(); running.push(async () => { await openpgp.stop() })
         if (vault.state() === 'uninitialized') throw new VaultError(`There is no vault in ${config.dataDir}: run "smtorp init" first.`)
         if (options.unlock !== undefined) await vault.unlock(options.unlock)
         await inbound.start(); running.push(async () => { await inbound.stop() })
@@ -288,6 +321,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       await outbound.stop()
       await tor.stop()
       await scrubbing?.catch(() => {})
+      await openpgp.stop()
       await credentials.flush().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Saving the mail client credentials failed; the last uses and failed logins since the last save are lost.') })
       await vault.close()
       log.info('node stopped')

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parse } from 'yaml'
 import { DEFAULT_RETRY_POLICY } from '../../protocol/retry-schedule.ts'
+import { parseAddress } from '../../protocol/address.ts'
 
 export type TorConfig =
   | { mode: 'own', torBinary: string, socksPort: number | 'auto', extraTorrc: string[] }
@@ -72,6 +73,21 @@ export interface NodeConfig {
     scrubEveryHours: number
     scrubPauseMs: number
   }
+  openpgp: {
+    /**
+     * The owner's ordinary address (e.g. alice@example.org), when they have one: new mail is
+     * sent from it, and signed mail announces the onion address as its route (spec/openpgp.md 7).
+     */
+    address?: string
+    /** The name in the key's user ids and on the From line. */
+    name?: string
+    /** Autocrypt prefer-encrypt: "mutual" (encrypt when both sides say so) or "nopreference". */
+    preferEncrypt: 'mutual' | 'nopreference'
+    /** HKP keyservers asked for unknown keys, only through Tor (e.g. an onion keyserver). */
+    keyservers: string[]
+    /** Ask the recipient's domain's Web Key Directory, only through Tor. */
+    wkd: boolean
+  }
   log: { level: string }
 }
 
@@ -96,6 +112,7 @@ export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
       idleConnectionMs: 60_000
     },
     vault: { dataShards: 4, parityShards: 2, passphraseMemoryKiB: 65536, passphraseIterations: 3, scrubEveryHours: 24, scrubPauseMs: 20 },
+    openpgp: { preferEncrypt: 'mutual', keyservers: [], wkd: true },
     log: { level: 'info' }
   }
 }
@@ -188,7 +205,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   if (!isObject(source)) throw new ConfigError('config: the file must be a YAML mapping')
   const base = defaultConfig(dataDir)
   const top = new Reader(source, '')
-  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'log'])
+  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'openpgp', 'log'])
   const user = top.string('user', base.user).toLowerCase()
   if (!LOCAL_PART.test(user)) throw new ConfigError('config: user must be a plain local part such as "alice" (letters, digits, ".", "_", "-")')
 
@@ -230,6 +247,30 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   // A non-loopback host without allowNonLoopback is refused by the UI itself (ui/server.ts).
   const l = top.section('log')
   l.unknownKeys(['level'])
+  const o = top.section('openpgp')
+  o.unknownKeys(['address', 'name', 'preferEncrypt', 'keyservers', 'wkd'])
+  const ordinary = o.optionalString('address')?.toLowerCase()
+  if (ordinary !== undefined) {
+    try {
+      if (parseAddress(ordinary).route === 'onion') throw new ConfigError('config: openpgp.address is for an ordinary address; the onion one is already yours')
+    } catch (err) {
+      if (err instanceof ConfigError) throw err
+      throw new ConfigError(`config: openpgp.address is not a mail address: ${(err as Error).message}`)
+    }
+  }
+  const name = o.optionalString('name')
+  if (name !== undefined && /[\x00-\x1f\x7f<>"]/.test(name)) throw new ConfigError('config: openpgp.name may not hold control characters, <, > or "')
+  const keyservers = o.strings('keyservers', [])
+  for (const k of keyservers) {
+    if (!/^https?:\/\/[^/?#@\s]+(\/[^?#\s]*)?$/i.test(k)) throw new ConfigError(`config: openpgp.keyservers entry "${k}" must be an http(s) URL without credentials, query or fragment`)
+  }
+  const openpgp = {
+    ...(ordinary !== undefined ? { address: ordinary } : {}),
+    ...(name !== undefined ? { name } : {}),
+    preferEncrypt: o.oneOf('preferEncrypt', base.openpgp.preferEncrypt, ['mutual', 'nopreference']) as 'mutual' | 'nopreference',
+    keyservers,
+    wkd: o.bool('wkd', base.openpgp.wkd)
+  }
 
   let relay: RelayConfig | undefined
   if (top.has('relay')) {
@@ -281,6 +322,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
       scrubEveryHours: v.int('scrubEveryHours', base.vault.scrubEveryHours, 0, 24 * 365),
       scrubPauseMs: v.int('scrubPauseMs', base.vault.scrubPauseMs, 0, 60_000)
     },
+    openpgp,
     log: { level: l.oneOf('level', base.log.level, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }
   }
 }

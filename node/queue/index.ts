@@ -10,6 +10,12 @@
 // now or cancel it (its pending recipients fail, without a notice). Delivery is at least once:
 // a crash after the peer's 250 and before our write repeats it, and the peer drops the
 // duplicate by Message-ID.
+//
+// A message may go out as several copies (an encrypted message: the To and Cc recipients
+// share one ciphertext, each Bcc recipient has their own, so no key id gives a Bcc recipient
+// away). Each recipient is sent the bytes of its copy, and recipients of different copies
+// never share an envelope. A recipient at an ordinary address for whom an onion mailbox was
+// learned (a route) is delivered over Tor to that mailbox instead of through the relay.
 import { ClassicLevel } from 'classic-level'
 import { randomBytes } from 'node:crypto'
 import type { Logger } from '../log/index.ts'
@@ -26,9 +32,17 @@ import { DueHeap } from './due-heap.ts'
 export type RecipientState = 'pending' | 'delivered' | 'failed'
 
 export interface QueueRecipient {
+  /** As the sender wrote it; notices and views show this. */
   address: string
   /** An onion domain, or "relay". */
   destination: string
+  /**
+   * The onion mailbox to name in RCPT TO instead of `address`: an ordinary address with a
+   * route learned at enqueueing (SMTorP peers accept only their own onion addresses).
+   */
+  via?: string
+  /** Which of the message's copies this recipient is sent; absent: the message as stored. */
+  copy?: number
   state: RecipientState
   attempts: number
   nextAttemptAt: number
@@ -64,6 +78,32 @@ export interface QueueInit {
    * at once; a boolean is fixed for the queue's life.
    */
   hasRelay: boolean | (() => boolean)
+  /**
+   * For an ordinary (non-onion) recipient address, the onion mailbox (local@<56>.onion) that
+   * person's signed mail said to use instead, if one was learned. Asked once per recipient,
+   * when the message is queued.
+   */
+  routeOf?: (address: string) => string | undefined
+}
+
+/** One of a message's copies: the bytes its recipients are sent instead of the stored message. */
+export interface MessageCopy {
+  to: string[]
+  raw: Buffer
+}
+
+export interface EnqueueMessage {
+  storeId: string
+  from: string
+  to: string[]
+  messageId?: string
+  /** The message as stored in the Outbox; what recipients are sent when there are no copies. */
+  raw: Buffer
+  /**
+   * Per-recipient bytes: every address of `to` is in exactly one copy (else QueueError), and
+   * is sent that copy's bytes. Notices quote `raw`, never a copy.
+   */
+  copies?: MessageCopy[]
 }
 
 export interface QueueComponents {
@@ -72,6 +112,12 @@ export interface QueueComponents {
   delivery: Delivery
   /** Seals entries at rest (they name recipients); the vault's queue key. */
   cipher: QueueCipher
+  /**
+   * Makes the recipients' copies of an Outbox message found without a queue entry (a crash
+   * came between storing it and queueing it): node/openpgp signs and encrypts it again. A
+   * throw leaves the message in the Outbox, unsent, with an error logged.
+   */
+  copiesFor?: (message: { raw: Buffer, to: string[], flags: string[] }) => Promise<MessageCopy[] | undefined>
 }
 
 export interface QueueCipher {
@@ -94,7 +140,7 @@ export interface OutboundQueue {
    * Queue a message already in the store's Outbox. Durable when it resolves. The queue keeps
    * its own sealed copy of the bytes, so it can deliver while the vault is locked.
    */
-  enqueue (message: { storeId: string, from: string, to: string[], messageId?: string, raw: Buffer }): Promise<QueueEntry>
+  enqueue (message: EnqueueMessage): Promise<QueueEntry>
   /** Move finished messages that waited for an unlock into Sent (call after each unlock). */
   fileFinished (): Promise<void>
   list (): QueueEntry[]
@@ -118,14 +164,22 @@ export interface OutboundQueue {
 }
 
 // On-disk format (spec/node-data.md, "Queue"): "s!format" = "2", "e!<entry id>" = the
-// QueueEntry JSON and "b!<entry id>" = the message, both sealed by the vault's queue cipher
-// (format 1 kept the entry in the clear and no copy of the message).
+// QueueEntry JSON, "b!<entry id>" = the message and "b!<entry id>/<n>" = its copy n, all
+// sealed by the vault's queue cipher (format 1 kept the entry in the clear and no copy of the
+// message). Copies and routes added fields and keys that entries without them need not have,
+// so the format stayed 2.
 export const QUEUE_FORMAT = 2
 const FORMAT_KEY = 's!format'
 const ENTRY_PREFIX = 'e!'
 const BODY_PREFIX = 'b!'
 const bodyId = (entryId: string): string => `${entryId}/body`
+const copyKey = (entryId: string, copy: number): string => `${BODY_PREFIX}${entryId}/${copy}`
+const copyId = (entryId: string, copy: number): string => `${entryId}/body/${copy}`
+/** How many copies an entry has: every copy names at least one recipient (enqueue checks). */
+const copyCount = (entry: QueueEntry): number => Math.max(-1, ...entry.recipients.map(r => r.copy ?? -1)) + 1
 const LOCAL_FAILURE_RETRY_MS = 60_000
+/** The address named in RCPT TO for a recipient. */
+const rcptOf = (r: QueueRecipient): string => r.via ?? r.address
 export const CANCELLED_RESULT = 'cancelled by you'
 export const FINISHED_KEPT = 200
 
@@ -158,14 +212,20 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
    * even when nothing is pending: a state that must survive a crash before the entry is
    * finished (start() finishes such an entry).
    */
-  async function persist (entry: QueueEntry, options: { raw?: Buffer, keep?: boolean } = {}): Promise<void> {
-    const { raw, keep = false } = options
+  async function persist (entry: QueueEntry, options: { raw?: Buffer, copies?: Buffer[], keep?: boolean } = {}): Promise<void> {
+    const { raw, copies = [], keep = false } = options
     const gone = !keep && entry.recipients.every(r => r.state !== 'pending') && entry.awaitingFiling !== true
+    const copyNumbers = Array.from({ length: copyCount(entry) }, (_, n) => n)
     await commit.write(gone
-      ? [{ type: 'del', key: ENTRY_PREFIX + entry.id }, { type: 'del', key: BODY_PREFIX + entry.id }]
+      ? [
+          { type: 'del', key: ENTRY_PREFIX + entry.id },
+          { type: 'del', key: BODY_PREFIX + entry.id },
+          ...copyNumbers.map(n => ({ type: 'del' as const, key: copyKey(entry.id, n) }))
+        ]
       : [
           { type: 'put', key: ENTRY_PREFIX + entry.id, value: components.cipher.seal(entry.id, Buffer.from(JSON.stringify(entry), 'utf8')) },
-          ...(raw !== undefined ? [{ type: 'put' as const, key: BODY_PREFIX + entry.id, value: components.cipher.seal(bodyId(entry.id), raw) }] : [])
+          ...(raw !== undefined ? [{ type: 'put' as const, key: BODY_PREFIX + entry.id, value: components.cipher.seal(bodyId(entry.id), raw) }] : []),
+          ...copies.map((bytes, n) => ({ type: 'put' as const, key: copyKey(entry.id, n), value: components.cipher.seal(copyId(entry.id, n), bytes) }))
         ])
   }
 
@@ -176,9 +236,32 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     return (await components.store.get(entry.storeId))?.raw
   }
 
-  function destinationOf (address: string): string {
+  /** The bytes of one of the message's copies (written with the entry, so only a damaged database lacks them). */
+  async function copyBytes (entry: QueueEntry, copy: number): Promise<Buffer | undefined> {
+    const sealed = await db.get(copyKey(entry.id, copy))
+    return sealed === undefined ? undefined : components.cipher.open(copyId(entry.id, copy), sealed)
+  }
+
+  /**
+   * Where a recipient goes: its onion domain; for an ordinary address with a learned route,
+   * the route's onion domain and mailbox (`via`); otherwise the relay. The route is asked
+   * here, once: a route learned after a message was queued does not change its entry, so an
+   * entry goes where it was meant to go when it was queued.
+   */
+  function routeTo (address: string, storeId: string): { destination: string, via?: string } {
     const parsed = parseAddress(address)
-    return parsed.route === 'onion' ? parsed.domain : RELAY_DESTINATION
+    if (parsed.route === 'onion') return { destination: parsed.domain }
+    const mailbox = init.routeOf?.(address)
+    if (mailbox !== undefined) {
+      try {
+        const route = parseAddress(mailbox)
+        if (route.route === 'onion') return { destination: route.domain, via: `${route.local}@${route.domain}` }
+        log.warn({ store: storeId }, 'a learned route is not an onion mailbox; the recipient goes through the relay')
+      } catch (err) {
+        log.warn({ store: storeId, err: (err as Error).message }, 'a learned route is not a valid address; the recipient goes through the relay')
+      }
+    }
+    return { destination: RELAY_DESTINATION }
   }
 
   /** Remember when the group (entry, destination) is next due. */
@@ -259,20 +342,43 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     schedule()
   }
 
-  async function attemptDelivery (entry: QueueEntry, destination: string, recipients: QueueRecipient[]): Promise<void> {
-    const raw = await messageBytes(entry)
-    let results: RecipientResult[]
+  /**
+   * One envelope to `destination` for recipients of one copy (`copy` undefined: the message as
+   * stored), with the answer for each RCPT TO address.
+   */
+  async function deliverCopy (entry: QueueEntry, destination: string, copy: number | undefined, recipients: QueueRecipient[], main: Buffer | undefined): Promise<RecipientResult[]> {
+    // Two recipients may name the same mailbox (an address and the onion mailbox it routes to).
+    const to = [...new Set(recipients.map(rcptOf))]
+    const raw = copy === undefined ? main : await copyBytes(entry, copy)
     if (raw === undefined) {
-      log.error({ entry: entry.id, store: entry.storeId }, 'queued message is missing from the store; failing its recipients')
-      results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'the message was lost from local storage' }))
-    } else if (destination === RELAY_DESTINATION && !hasRelay()) {
-      results = recipients.map(r => ({ address: r.address, ok: false, permanent: true, reply: 'no legacy relay is configured, so mail to ordinary (non-onion) addresses cannot be sent; set one in the relay settings (web UI or "relay" in config.yaml)' }))
-    } else {
-      try {
-        results = await components.delivery.deliver(destination, { from: entry.from, to: recipients.map(r => r.address), raw: withoutBcc(raw) })
-      } catch (err) {
-        const failure = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false)
-        results = recipients.map(r => ({ address: r.address, ok: false, permanent: failure.permanent, reply: failure.message }))
+      if (copy === undefined) log.error({ entry: entry.id, store: entry.storeId }, 'queued message is missing from the store; failing its recipients')
+      else log.error({ entry: entry.id, copy }, 'a copy of a queued message is missing from the queue database; failing its recipients')
+      return to.map(address => ({ address, ok: false, permanent: true, reply: 'the message was lost from local storage' }))
+    }
+    if (destination === RELAY_DESTINATION && !hasRelay()) {
+      return to.map(address => ({ address, ok: false, permanent: true, reply: 'no legacy relay is configured, so mail to ordinary (non-onion) addresses cannot be sent; set one in the relay settings (web UI or "relay" in config.yaml)' }))
+    }
+    try {
+      return await components.delivery.deliver(destination, { from: entry.from, to, raw: withoutBcc(raw) })
+    } catch (err) {
+      const failure = err instanceof DeliveryError ? err : new DeliveryError((err as Error).message, false)
+      return to.map(address => ({ address, ok: false, permanent: failure.permanent, reply: failure.message }))
+    }
+  }
+
+  async function attemptDelivery (entry: QueueEntry, destination: string, recipients: QueueRecipient[]): Promise<void> {
+    // The message as stored: sent to recipients without a copy, and quoted by notices.
+    const raw = await messageBytes(entry)
+    // Recipients of different copies get different bytes, so each copy is its own envelope.
+    // One after another: they go to the same peer, over the same connection when it stays open.
+    const byCopy = new Map<number | undefined, QueueRecipient[]>()
+    for (const r of recipients) byCopy.set(r.copy, [...(byCopy.get(r.copy) ?? []), r])
+    const results = new Map<QueueRecipient, RecipientResult>()
+    for (const [copy, group] of byCopy) {
+      const answers = await deliverCopy(entry, destination, copy, group, raw)
+      for (const r of group) {
+        const answer = answers.find(x => x.address === rcptOf(r))
+        if (answer !== undefined) results.set(r, answer)
       }
     }
     const now = Date.now()
@@ -280,7 +386,7 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     const failed: DsnRecipient[] = []
     const delayed: DsnRecipient[] = []
     for (const r of recipients) {
-      const result = results.find(x => x.address === r.address) ?? { ok: false, permanent: false, reply: 'no answer for this recipient' }
+      const result = results.get(r) ?? { ok: false, permanent: false, reply: 'no answer for this recipient' }
       r.attempts++
       r.lastAttemptAt = now
       if (r.state !== 'pending') {
@@ -393,20 +499,45 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
     dueAll(entry)
   }
 
-  async function enqueue (message: { storeId: string, from: string, to: string[], messageId?: string, raw: Buffer }): Promise<QueueEntry> {
+  /**
+   * Which copy each recipient is sent, checked: every recipient in exactly one copy, every
+   * copy naming only recipients, and at least one. The error names positions, not addresses.
+   */
+  function copyOfEach (recipients: string[], copies: MessageCopy[]): Map<string, number> {
+    const copyOf = new Map<string, number>()
+    const wanted = new Set(recipients)
+    copies.forEach((copy, n) => {
+      if (copy.to.length === 0) throw new QueueError(`copy ${n} of the message names no recipient`)
+      for (const address of copy.to.map(a => a.toLowerCase())) {
+        if (!wanted.has(address)) throw new QueueError(`copy ${n} of the message names an address that is not one of its recipients`)
+        if (copyOf.has(address)) throw new QueueError(`a recipient is in copies ${copyOf.get(address)!} and ${n} of the message; each must be in exactly one`)
+        copyOf.set(address, n)
+      }
+    })
+    const missing = recipients.filter(a => !copyOf.has(a)).length
+    if (missing > 0) throw new QueueError(`${missing} of the message's recipients are in none of its copies; each must be in exactly one`)
+    return copyOf
+  }
+
+  async function enqueue (message: EnqueueMessage): Promise<QueueEntry> {
+    const unique = [...new Set(message.to.map(a => a.toLowerCase()))]
+    const copyOf = message.copies !== undefined ? copyOfEach(unique, message.copies) : undefined
     const existing = byStoreId.get(message.storeId)
     if (existing !== undefined) return existing
     const now = Date.now()
-    const unique = [...new Set(message.to.map(a => a.toLowerCase()))]
     const entry: QueueEntry = {
       id: `${now.toString(36).padStart(9, '0')}-${randomBytes(4).toString('hex')}`,
       storeId: message.storeId,
       from: message.from,
       ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
       createdAt: now,
-      recipients: unique.map(address => ({ address, destination: destinationOf(address), state: 'pending', attempts: 0, nextAttemptAt: now, delayedNoticeSent: false }))
+      recipients: unique.map(address => {
+        const copy = copyOf?.get(address)
+        return { address, ...routeTo(address, message.storeId), ...(copy !== undefined ? { copy } : {}), state: 'pending', attempts: 0, nextAttemptAt: now, delayedNoticeSent: false }
+      })
     }
-    await persist(entry, { raw: message.raw })
+    // The entry, the message and its copies in one synced batch: all of them, or none.
+    await persist(entry, { raw: message.raw, ...(message.copies !== undefined ? { copies: message.copies.map(c => c.raw) } : {}) })
     track(entry)
     runSoon()
     changed()
@@ -443,6 +574,8 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
       }
       // A message that reached the Outbox without its queue entry (a crash between the two
       // writes, before the client got its 250) is queued now rather than left behind.
+      // Its signed or encrypted copies are made again (copiesFor); the Outbox bytes are what
+      // the sender keeps and are never sent when copies can be made.
       const queued = new Set([...entries.values()].map(e => e.storeId))
       for (const meta of await components.store.list('Outbox')) {
         if (queued.has(meta.id)) continue
@@ -450,7 +583,14 @@ export function outboundQueue (init: QueueInit, components: QueueComponents): Ou
         const message = await components.store.get(meta.id)
         if (message === undefined) continue
         const messageId = meta.messageId ?? messageIdOf(message.raw)
-        await enqueue({ storeId: meta.id, from: meta.from, to: meta.to, raw: message.raw, ...(messageId !== undefined ? { messageId } : {}) })
+        let copies: MessageCopy[] | undefined
+        try {
+          copies = await components.copiesFor?.({ raw: message.raw, to: meta.to, flags: meta.flags })
+        } catch (err) {
+          log.error({ store: meta.id, err: (err as Error).message }, 'could not sign or encrypt an Outbox message found without a queue entry; it stays in the Outbox, unsent')
+          continue
+        }
+        await enqueue({ storeId: meta.id, from: meta.from, to: meta.to, raw: message.raw, ...(messageId !== undefined ? { messageId } : {}), ...(copies !== undefined ? { copies } : {}) })
       }
       running = true
       log.info({ pending: entries.size }, 'outbound queue started')

@@ -15,6 +15,7 @@ import { delivery as createDelivery, DeliveryError, RELAY_DESTINATION, type Deli
 import type { RecipientResult } from '../smtp-client/index.ts'
 import { ScriptedDelivery, acceptAll } from '../../test/harness/scripted-delivery.ts'
 import { generateOnionKey } from '../../protocol/onion.ts'
+import { ClassicLevel } from 'classic-level'
 
 const me = generateOnionKey()
 const peerA = generateOnionKey()
@@ -31,15 +32,41 @@ let dir: string
 let store: MailStore
 let queue: OutboundQueue | undefined
 
-function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?: boolean | (() => boolean), noticeAfter?: number, cipher?: QueueCipher } = {}): OutboundQueue {
+function makeQueue (delivery: Delivery, options: { delays?: number[], hasRelay?: boolean | (() => boolean), noticeAfter?: number, cipher?: QueueCipher, routeOf?: (address: string) => string | undefined } = {}): OutboundQueue {
   queue = outboundQueue({
     path: join(dir, 'queue'),
     domain: `${me.address}.onion`,
     retry: { delaysMs: options.delays ?? [30, 30, 30], delayedNoticeAfterAttempts: options.noticeAfter ?? 2 },
     concurrency: 4,
-    hasRelay: options.hasRelay ?? false
+    hasRelay: options.hasRelay ?? false,
+    ...(options.routeOf !== undefined ? { routeOf: options.routeOf } : {})
   }, { logger: silentLogger(), store, delivery, cipher: options.cipher ?? cipher })
   return queue
+}
+
+/** Stop the queue and list the keys of its LevelDB (it must be closed to be opened here). */
+async function queueKeys (): Promise<string[]> {
+  await queue?.stop()
+  queue = undefined
+  const db = new ClassicLevel<string, Buffer>(join(dir, 'queue'), { valueEncoding: 'buffer' })
+  try {
+    return await db.keys().all()
+  } finally {
+    await db.close()
+  }
+}
+
+/**
+ * A message sent as copies, as an encrypted one is: `shared` for the To recipients, and a copy
+ * of its own for the Bcc recipient. The Outbox keeps `raw`, which no recipient is sent.
+ */
+async function submitWithCopies (q: OutboundQueue, to: string[], bcc: string): Promise<{ id: string, raw: Buffer, shared: Buffer, secret: Buffer }> {
+  const raw = Buffer.from(`From: <${from}>\r\nTo: ${to.join(', ')}\r\nBcc: <${bcc}>\r\nSubject: the sender's copy\r\nMessage-ID: <c${Math.random()}@x>\r\n\r\nplain body\r\n`)
+  const shared = Buffer.from(`From: <${from}>\r\nTo: ${to.join(', ')}\r\nSubject: ...\r\n\r\nciphertext for the To recipients\r\n`)
+  const secret = Buffer.from(`From: <${from}>\r\nTo: ${to.join(', ')}\r\nSubject: ...\r\n\r\nciphertext for the Bcc recipient alone\r\n`)
+  const stored = await store.add({ folder: 'Outbox', raw, from, to: [...to, bcc] })
+  await q.enqueue({ storeId: stored.meta.id, from, to: [...to, bcc], raw, copies: [{ to, raw: shared }, { to: [bcc], raw: secret }] })
+  return { id: stored.meta.id, raw, shared, secret }
 }
 
 async function submit (q: OutboundQueue, to: string[], extraHeaders = '', headerTo = to): Promise<string> {
@@ -381,6 +408,144 @@ describe('outbound queue', () => {
       await d.stop()
       await new Promise<void>(resolve => relay.close(() => resolve()))
     }
+  })
+
+  describe('copies (an encrypted message: one for To and Cc, one per Bcc recipient)', () => {
+    // Three recipients at one onion: without copies they would share one envelope.
+    const a2 = `a2@${peerA.address}.onion`
+    const hidden = `hidden@${peerA.address}.onion`
+
+    it('sends each recipient its own copy, copies never in one envelope, and the Bcc copy to nobody else', async () => {
+      const delivery = new ScriptedDelivery(ok)
+      const q = makeQueue(delivery)
+      await q.start()
+      const { id, shared, secret } = await submitWithCopies(q, [toA, a2, toB], hidden)
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      const sent = delivery.calls.map(c => ({ destination: c.destination, to: [...c.envelope.to].sort(), body: c.envelope.raw.toString() }))
+      const sorted = (xs: typeof sent): typeof sent => [...xs].sort((x, y) => `${x.destination} ${x.to.join()}`.localeCompare(`${y.destination} ${y.to.join()}`))
+      assert.deepEqual(sorted(sent), sorted([
+        { destination: `${peerA.address}.onion`, to: [toA, a2].sort(), body: shared.toString() },
+        { destination: `${peerA.address}.onion`, to: [hidden], body: secret.toString() },
+        { destination: `${peerB.address}.onion`, to: [toB], body: shared.toString() }
+      ]))
+      // The sender's own copy (with its Bcc field and plain body) went to no one.
+      for (const call of sent) assert.doesNotMatch(call.body, /plain body|hidden@/)
+      assert.deepEqual(q.recentlyFinished()[0]!.recipients.map(r => [r.address, r.copy, r.state]), [[toA, 0, 'delivered'], [a2, 0, 'delivered'], [toB, 0, 'delivered'], [hidden, 1, 'delivered']])
+    })
+
+    it('keeps the copies across a restart, sealed, and deletes them when the entry finishes', async () => {
+      const down = new ScriptedDelivery(() => new DeliveryError('peer offline', false))
+      const first = makeQueue(down, { delays: [60_000] })
+      await first.start()
+      const { id, raw, shared, secret } = await submitWithCopies(first, [toA], hidden)
+      await until(() => first.list()[0]?.recipients.every(r => r.attempts === 1) === true)
+      const entryId = first.list()[0]!.id
+      assert.deepEqual((await queueKeys()).sort(), ['b!' + entryId, `b!${entryId}/0`, `b!${entryId}/1`, 'e!' + entryId, 's!format'])
+      // Sealed: none of the bytes is on disk in the clear.
+      const db = new ClassicLevel<string, Buffer>(join(dir, 'queue'), { valueEncoding: 'buffer' })
+      for (const value of await db.values().all()) {
+        for (const text of ['ciphertext for', 'plain body', 'hidden@']) assert.equal(value.includes(text), false, text)
+      }
+      assert.ok(cipher.open(`${entryId}/body/1`, (await db.get(`b!${entryId}/1`))!).equals(secret))
+      assert.ok(cipher.open(`${entryId}/body`, (await db.get(`b!${entryId}`))!).equals(raw))
+      await db.close()
+      const up = new ScriptedDelivery(ok)
+      const second = makeQueue(up, { delays: [60_000] })
+      await second.start()
+      second.retryNow()
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      assert.deepEqual(up.calls.map(c => [c.envelope.to, c.envelope.raw.toString()]).sort(), [[[toA], shared.toString()], [[hidden], secret.toString()]].sort())
+      assert.deepEqual(await queueKeys(), ['s!format'])
+    })
+
+    it('deletes the copies of a cancelled entry too', async () => {
+      const q = makeQueue(new ScriptedDelivery(() => new DeliveryError('peer offline', false)), { delays: [60_000] })
+      await q.start()
+      await submitWithCopies(q, [toA], hidden)
+      await until(() => q.list()[0]?.recipients.every(r => r.attempts === 1) === true)
+      await q.cancel(q.list()[0]!.id)
+      assert.deepEqual(await queueKeys(), ['s!format'])
+    })
+
+    for (const bad of [
+      { name: 'misses a recipient', copies: [{ to: [toA] }], error: /1 of the message's recipients are in none of its copies/ },
+      { name: 'puts a recipient in two copies', copies: [{ to: [toA, toB] }, { to: [toB.toUpperCase()] }], error: /a recipient is in copies 0 and 1/ },
+      { name: 'names someone who is not a recipient', copies: [{ to: [toA, toB] }, { to: [hidden] }], error: /names an address that is not one of its recipients/ },
+      { name: 'has a copy for no one', copies: [{ to: [toA, toB] }, { to: [] }], error: /copy 1 of the message names no recipient/ }
+    ]) {
+      it(`refuses a list of copies that ${bad.name}, and queues nothing`, async () => {
+        const delivery = new ScriptedDelivery(ok)
+        const q = makeQueue(delivery)
+        await q.start()
+        const raw = Buffer.from(`From: <${from}>\r\n\r\nbody\r\n`)
+        const stored = await store.add({ folder: 'Outbox', raw, from, to: [toA, toB] })
+        await assert.rejects(q.enqueue({ storeId: stored.meta.id, from, to: [toA, toB], raw, copies: bad.copies.map(c => ({ ...c, raw })) }), { name: 'QueueError', message: bad.error })
+        assert.deepEqual(q.list(), [])
+        assert.deepEqual(await queueKeys(), ['s!format'])
+        assert.deepEqual(delivery.calls, [])
+      })
+    }
+
+    it('still delivers an entry written before copies and routes (no copy, no via)', async () => {
+      const raw = Buffer.from(`From: <${from}>\r\nTo: <${toA}>\r\nSubject: old\r\nMessage-ID: <old@x>\r\n\r\nwritten by an older version\r\n`)
+      const stored = await store.add({ folder: 'Outbox', raw, from, to: [toA] })
+      const entryId = '0mwrzcyoa-d29cd283'
+      // As the queue wrote entries before this change.
+      const entry = { id: entryId, storeId: stored.meta.id, from, messageId: 'old@x', createdAt: 1795360600000, recipients: [{ address: toA, destination: `${peerA.address}.onion`, state: 'pending', attempts: 1, nextAttemptAt: 1795360602000, delayedNoticeSent: false, lastAttemptAt: 1795360600100, lastResult: 'peer offline' }] }
+      const db = new ClassicLevel<string, Buffer>(join(dir, 'queue'), { valueEncoding: 'buffer' })
+      await db.batch([
+        { type: 'put', key: 's!format', value: Buffer.from('2') },
+        { type: 'put', key: `e!${entryId}`, value: cipher.seal(entryId, Buffer.from(JSON.stringify(entry))) },
+        { type: 'put', key: `b!${entryId}`, value: cipher.seal(`${entryId}/body`, raw) }
+      ], { sync: true })
+      await db.close()
+      const delivery = new ScriptedDelivery(ok)
+      const q = makeQueue(delivery)
+      await q.start()
+      q.retryNow()
+      await until(async () => (await store.get(stored.meta.id))?.folder === 'Sent')
+      assert.deepEqual(delivery.calls.map(c => [c.destination, c.envelope.to, c.envelope.raw.toString()]), [[`${peerA.address}.onion`, [toA], raw.toString()]])
+      assert.deepEqual(await queueKeys(), ['s!format'])
+    })
+  })
+
+  describe('learned routes (an ordinary address that may be reached at an onion mailbox)', () => {
+    const alice = 'alice@example.com'
+    const aliceOnion = `alice@${peerA.address}.onion`
+    const routeOf = (address: string): string | undefined => address === alice ? aliceOnion : undefined
+
+    it('delivers a routed address over Tor to its onion mailbox, keeps the address the sender wrote, and sends the rest to the relay', async () => {
+      const delivery = new ScriptedDelivery(ok)
+      const q = makeQueue(delivery, { hasRelay: true, routeOf })
+      await q.start()
+      const id = await submit(q, ['Alice@Example.com', 'bob@example.org'])
+      assert.deepEqual(q.list()[0]!.recipients.map(r => [r.address, r.destination, r.via]), [[alice, `${peerA.address}.onion`, aliceOnion], ['bob@example.org', RELAY_DESTINATION, undefined]])
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      assert.deepEqual(delivery.calls.map(c => [c.destination, c.envelope.to]).sort(), [[`${peerA.address}.onion`, [aliceOnion]], [RELAY_DESTINATION, ['bob@example.org']]].sort())
+      // The onion peer's answer is the routed recipient's.
+      assert.deepEqual(q.recentlyFinished()[0]!.recipients.map(r => [r.address, r.state, r.lastResult]), [[alice, 'delivered', '250 2.0.0 ok'], ['bob@example.org', 'delivered', '250 2.0.0 ok']])
+    })
+
+    it('a routed recipient the onion mailbox refuses fails under the address the sender wrote', async () => {
+      const delivery = new ScriptedDelivery((_d, e) => e.to.map(address => ({ address, ok: false, permanent: true, reply: `550 5.1.1 ${address}: no such user here` })))
+      const q = makeQueue(delivery, { routeOf })
+      await q.start()
+      const id = await submit(q, [alice])
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      assert.deepEqual(delivery.calls.map(c => c.envelope.to), [[aliceOnion]])
+      const dsn = (await store.get((await store.list('Inbox'))[0]!.id))!.raw.toString()
+      assert.match(dsn, /Final-Recipient: rfc822; alice@example\.com/)
+      assert.match(dsn, /Action: failed/)
+    })
+
+    it('a learned route that is not an onion mailbox is not used', async () => {
+      const delivery = new ScriptedDelivery(ok)
+      const q = makeQueue(delivery, { hasRelay: true, routeOf: () => 'alice@example.net' })
+      await q.start()
+      const id = await submit(q, [alice])
+      await until(async () => (await store.get(id))?.folder === 'Sent')
+      assert.deepEqual(delivery.calls.map(c => [c.destination, c.envelope.to]), [[RELAY_DESTINATION, [alice]]])
+    })
   })
 
   it('queues an Outbox message that lost its queue entry in a crash', async () => {

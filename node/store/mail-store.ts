@@ -44,6 +44,30 @@ export interface StoredMessageMeta {
   headerFrom?: string
   date?: number
   thread?: string
+  /** What the message's OpenPGP said when it was read (node/openpgp/); absent when not read yet. */
+  security?: MessageSecurity
+}
+
+/** What a message's OpenPGP says; kept in the message's metadata record (spec/storage.md). */
+export interface MessageSecurity {
+  /** The message was encrypted (PGP/MIME or inline). */
+  encrypted: boolean
+  /** It was encrypted and one of the owner's keys opened it. */
+  decrypted?: boolean
+  /** 'good': a signature that verifies; 'bad': one that does not; 'unknown-key': by a key we do not have. */
+  signature: 'none' | 'good' | 'bad' | 'unknown-key'
+  /** Fingerprint of the key that made a good or bad signature; key id (16 hex) for an unknown one. */
+  signer?: string
+  /**
+   * The signer key against what is known of the From address (TOFU, spec/openpgp.md 4):
+   * 'verified' (the owner compared fingerprints), 'pinned' (the key first seen for it),
+   * 'first-seen' (pinned by this very message), 'changed' (not the pinned key), 'other'
+   * (a good signature by a key that is not the sender's).
+   */
+  keyState?: 'verified' | 'pinned' | 'first-seen' | 'changed' | 'other'
+  format?: 'pgp-mime' | 'inline'
+  /** What went wrong, in one sentence for the owner. */
+  problem?: string
 }
 
 export interface StoredMessage extends StoredMessageMeta {

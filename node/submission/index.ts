@@ -13,13 +13,15 @@ import type { OutboundQueue } from '../queue/index.ts'
 import type { CredentialVerifier, LoginCheck } from './credentials.ts'
 import { SmtpReplyError } from '../smtp-in/errors.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
-import { completeSubmittedMessage, prependHeaders, rfc5322Date } from '../../protocol/message.ts'
+import { completeSubmittedMessage } from '../../protocol/message.ts'
 
 export { CredentialStore, CredentialError, MAX_FAILED_LOGINS, type Credential, type CredentialVerifier, type LoginCheck, type CredentialStoreInit, type CredentialStoreComponents } from './credentials.ts'
 
 export interface SubmissionInit {
   /** The owner's address, user@<onion>.onion. */
   address: string
+  /** Other addresses the owner may send from (their ordinary address); the envelope still names `address`. */
+  aliases?: string[]
   /** The initial password, for the owner's local part or address as user name. */
   password: string
   /** Default 127.0.0.1. */
@@ -39,6 +41,20 @@ export interface SubmissionComponents {
   refuseBecause?: () => string | undefined
   /** The mail clients' own credentials (a CredentialStore); without it only the initial password logs in. */
   credentials?: CredentialVerifier
+  /**
+   * Make a submitted message ready to leave (node/openpgp: header fields that identify the
+   * machine removed, Autocrypt, signed or encrypted copies). Without it the message is queued
+   * as submitted.
+   */
+  prepare?: (raw: Buffer, to: string[]) => Promise<PreparedSubmission>
+}
+
+export interface PreparedSubmission {
+  /** What the owner keeps in the Outbox and then Sent. */
+  stored: Buffer
+  messageId: string
+  /** What each recipient gets, when it differs from `stored`. */
+  copies?: Array<{ to: string[], raw: Buffer }>
 }
 
 export interface Submission {
@@ -57,6 +73,7 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
   const [ownerLocal, domain] = owner.split('@') as [string, string]
   const passwordDigest = digest(init.password)
   const maxRecipients = init.maxRecipients ?? 100
+  const senders = new Set([owner, ...(init.aliases ?? []).map(a => a.toLowerCase())])
   let boundPort = 0
 
   const server = new SMTPServer({
@@ -97,7 +114,7 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
 
     onMailFrom (address: SMTPServerAddress, session: SMTPServerSession, callback) {
       if (init.requireAuth && session.user === undefined) return callback(new SmtpReplyError(530, '5.7.0', 'Authentication required'))
-      if (address.address.toLowerCase() !== owner) return callback(new SmtpReplyError(553, '5.7.1', `You may send only as ${owner}`))
+      if (!senders.has(address.address.toLowerCase())) return callback(new SmtpReplyError(553, '5.7.1', `You may send only as ${[...senders].join(' or ')}`))
       const refusal = components.refuseBecause?.()
       // 451: the mail client keeps the message and tries again later.
       if (refusal !== undefined) return callback(new SmtpReplyError(451, '4.3.0', refusal))
@@ -125,9 +142,10 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
         if (stream.sizeExceeded || length > init.maxMessageBytes) {
           return callback(new SmtpReplyError(552, '5.3.4', `Message too big: the limit is ${init.maxMessageBytes} bytes`))
         }
-        const now = new Date()
-        const completed = completeSubmittedMessage(Buffer.concat(chunks, length), domain, now)
-        const raw = prependHeaders(completed.raw, [`Received: by ${domain} (smtorp submission) id ${session.id}; ${rfc5322Date(now)}`])
+        // No Received field of our own: outgoing headers say nothing of the machine or the
+        // software that sent them (issue 5).
+        const completed = completeSubmittedMessage(Buffer.concat(chunks, length), domain, new Date())
+        const raw = completed.raw
         const to = session.envelope.rcptTo.map(r => r.address.toLowerCase())
         accept(raw, to, completed.messageId).then(
           queueId => { callback(null, `2.0.0 Queued as ${queueId}`) },
@@ -143,9 +161,11 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
   server.server.on('connection', (socket: Socket) => { socket.setNoDelay(true) })
   server.on('error', err => { log.warn({ err: err.message }, 'submission server error') })
 
-  async function accept (raw: Buffer, to: string[], messageId: string): Promise<string> {
+  async function accept (submitted: Buffer, to: string[], submittedId: string): Promise<string> {
+    const prepared = components.prepare !== undefined ? await components.prepare(submitted, to) : { stored: submitted, messageId: submittedId }
+    const { stored: raw, messageId } = prepared
     const stored = await components.store.add({ folder: 'Outbox', raw, from: owner, to, messageId, flags: ['\\Seen'] })
-    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId, raw })
+    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId, raw, ...(prepared.copies !== undefined ? { copies: prepared.copies } : {}) })
     log.info({ queue: entry.id, recipients: to.length, size: raw.length }, 'accepted a message for delivery')
     return entry.id
   }

@@ -25,7 +25,7 @@ import type { Logger } from '../log/index.ts'
 import { GroupCommit, type BatchOp } from '../store/group-commit.ts'
 import {
   FOLDERS, MailStoreError,
-  type AddResult, type Folder, type MailStore, type NewMessage, type StoredMessage, type StoredMessageMeta
+  type AddResult, type Folder, type MailStore, type MessageSecurity as MessageSecurityNote, type NewMessage, type StoredMessage, type StoredMessageMeta
 } from '../store/mail-store.ts'
 import { associatedData, mac, open, seal, TamperError, VaultKeys } from './crypto.ts'
 import {
@@ -138,6 +138,8 @@ interface Unlocked {
 export class Vault implements MailStore {
   private readonly init: Required<Omit<VaultInit, 'logger' | 'codec'>> & Pick<VaultInit, 'logger' | 'codec'>
   private db: ClassicLevel<Buffer, Buffer> | undefined
+  private searchContent: ((raw: Buffer) => Promise<Buffer | undefined>) | undefined
+  private readonly addListeners = new Set<(meta: StoredMessageMeta) => void>()
   private commit: GroupCommit<Buffer> | undefined
   private shards: ShardStore | undefined
   private slots: KeySlotsFile | undefined
@@ -354,6 +356,12 @@ export class Vault implements MailStore {
     this.log?.info('The passphrase was changed.')
   }
 
+  /** Listen for every message stored while unlocked (mail filed at an unlock is announced by onUnlock). */
+  onAdded (listener: (meta: StoredMessageMeta) => void): () => void {
+    this.addListeners.add(listener)
+    return () => this.addListeners.delete(listener)
+  }
+
   /** Listen for every unlock (the node starts the outbound queue on the first). */
   onUnlock (listener: () => void): () => void {
     this.unlockListeners.add(listener)
@@ -405,7 +413,9 @@ export class Vault implements MailStore {
         this.pending.delete(id)
       }
       this.indexLater(id, message.raw)
-      return { meta: publicMeta(meta), duplicate: false }
+      const added = publicMeta(meta)
+      for (const listener of this.addListeners) listener(added)
+      return { meta: added, duplicate: false }
     })
   }
 
@@ -455,6 +465,37 @@ export class Vault implements MailStore {
   async setFlag (id: string, flag: string, on: boolean): Promise<void> {
     uniqueFlags([flag])
     await this.changeFlags(id, flags => on ? [...new Set([...flags, flag])] : flags.filter(f => f !== flag))
+  }
+
+  /**
+   * Record what reading the message found out (node/openpgp/: its OpenPGP security, the
+   * protected Subject of an encrypted message) in its metadata record.
+   */
+  async annotate (id: string, note: { security?: MessageSecurityNote, subject?: string }): Promise<void> {
+    await this.withKeys(async (u) => {
+      await this.settled(id)
+      const meta = this.mustReadMeta(u, id)
+      if (note.security !== undefined) meta.security = note.security
+      if (note.subject !== undefined) meta.subject = note.subject.replace(/[\x00-\x1f\x7f]/g, ' ').trim().slice(0, 998)
+      await this.writeMeta(u, meta)
+    })
+  }
+
+  /** Up to `limit` ids of a folder after `after` (all if not given), oldest first. */
+  idsAfter (folder: Folder, after: string | undefined, limit: number): string[] {
+    const u = this.unlocked
+    if (u === undefined) throw new VaultLockedError()
+    const ids = u.mailbox.ids(folder)
+    const start = after === undefined ? 0 : ids.findIndex(id => id > after)
+    return start < 0 ? [] : ids.slice(start, start + limit)
+  }
+
+  /**
+   * What the search index reads of a message instead of its stored bytes (node/openpgp/: the
+   * decrypted content of encrypted mail). Undefined from the function: the stored bytes.
+   */
+  setSearchContent (content: ((raw: Buffer) => Promise<Buffer | undefined>) | undefined): void {
+    this.searchContent = content
   }
 
   private async changeFlags (id: string, change: (flags: string[]) => string[]): Promise<void> {
@@ -1112,7 +1153,9 @@ export class Vault implements MailStore {
       const u = this.unlocked
       if (u === undefined) return // locked meanwhile: the next unlock indexes what is missing
       if (!u.mailbox.has(id) || u.search.has(Number(id))) return
-      const bytes = raw ?? await this.withKeys(async (k) => await this.readObject(k, this.readMeta(k, id)!))
+      const stored = raw ?? await this.withKeys(async (k) => await this.readObject(k, this.readMeta(k, id)!))
+      const bytes = (await this.searchContent?.(stored)) ?? stored
+      if (this.unlocked !== u || u.search.has(Number(id))) return
       u.search.add(Number(id), await extractSearchText(bytes))
       // The index flushes itself every searchFlushEvery messages; on a quiet node, a while
       // after the last one, so a crash costs little re-indexing.

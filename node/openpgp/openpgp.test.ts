@@ -1,0 +1,76 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import * as openpgp from 'openpgp'
+import { generateOwnKey, minimalPublicKey, publicKeyFromBytes, fingerprintOf, exportSecretKeyBackup, importSecretKey } from './keys.ts'
+import { encryptMessage, signMessage } from './outgoing.ts'
+import { readIncoming } from './incoming.ts'
+import { splitEntity, pgpMimeKind } from '../../protocol/pgp-mime.ts'
+
+async function person (address: string): Promise<{ address: string, priv: openpgp.PrivateKey, pub: openpgp.PublicKey }> {
+  const record = await generateOwnKey({ addresses: [address] })
+  const priv = await openpgp.readPrivateKey({ armoredKey: record.armoredPrivateKey })
+  return { address, priv, pub: priv.toPublic() }
+}
+
+const plain = (subject: string, extra = ''): Buffer => Buffer.from(
+  'From: alice@example.org\r\nTo: bob@example.net\r\nCc: carol@example.com\r\n' + extra +
+  `Subject: ${subject}\r\nDate: Sun, 22 Nov 2026 20:00:00 +0000\r\nMessage-ID: <abc@example.org>\r\n` +
+  'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nHello Bob,\r\nsee you.\r\n')
+
+test('a signed message verifies with the signer key, and a changed byte makes it bad', async () => {
+  const alice = await person('alice@example.org')
+  const signed = await signMessage(plain('Lunch'), { signingKey: alice.priv, protectedExtra: ['SMTorP-Route: alice@' + 'a'.repeat(56) + '.onion'] })
+  assert.equal(pgpMimeKind(splitEntity(signed)), 'signed')
+  const read = await readIncoming(signed, { decryptionKeys: [], verificationKeys: [alice.pub] })
+  assert.equal(read.security.signature, 'good')
+  assert.equal(read.security.signer, fingerprintOf(alice.pub))
+  assert.ok(read.protectedFields?.some(f => f.key === 'smtorp-route'))
+  assert.match(read.display?.toString() ?? '', /Hello Bob/)
+  const tampered = Buffer.from(signed.toString('latin1').replace('see you.', 'see you!'), 'latin1')
+  const bad = await readIncoming(tampered, { decryptionKeys: [], verificationKeys: [alice.pub] })
+  assert.equal(bad.security.signature, 'bad')
+  assert.ok(bad.security.problem !== undefined)
+  const unknown = await readIncoming(signed, { decryptionKeys: [], verificationKeys: [] })
+  assert.equal(unknown.security.signature, 'unknown-key')
+})
+
+test('an encrypted message hides the subject, decrypts for each recipient, and the bcc copy is separate', async () => {
+  const [alice, bob, carol, dave] = await Promise.all([person('alice@example.org'), person('bob@example.net'), person('carol@example.com'), person('dave@example.com')])
+  const copies = await encryptMessage(plain('Secret plans', 'Bcc: dave@example.com\r\n'), {
+    signingKey: alice.priv, protectedExtra: [], ownKey: alice.pub,
+    visible: [{ address: bob.address, key: bob.pub }, { address: carol.address, key: carol.pub }],
+    blind: [{ address: dave.address, key: dave.pub }],
+    gossip: ['addr=bob@example.net; keydata=AAAA']
+  })
+  assert.equal(copies.length, 2)
+  const visible = copies[0]!
+  assert.doesNotMatch(visible.raw.toString(), /Secret plans|dave/)
+  assert.match(visible.raw.toString(), /^Subject: \.\.\.$/m)
+  const read = await readIncoming(visible.raw, { decryptionKeys: [bob.priv], verificationKeys: [alice.pub] })
+  assert.equal(read.security.encrypted, true)
+  assert.equal(read.security.decrypted, true)
+  assert.equal(read.security.signature, 'good')
+  assert.match(read.display?.toString() ?? '', /^Subject: Secret plans$/m)
+  assert.deepEqual(read.gossip, ['addr=bob@example.net; keydata=AAAA'])
+  const ids = (await openpgp.readMessage({ armoredMessage: /-----BEGIN PGP MESSAGE-----[\s\S]*-----END PGP MESSAGE-----/.exec(visible.raw.toString())![0] })).getEncryptionKeyIDs().map(k => k.toHex())
+  const daveIds = dave.pub.getKeyIDs().map(k => k.toHex())
+  assert.ok(!ids.some(id => daveIds.includes(id)))
+  const bcc = await readIncoming(copies[1]!.raw, { decryptionKeys: [dave.priv], verificationKeys: [alice.pub] })
+  assert.equal(bcc.security.decrypted, true)
+  const other = await readIncoming(visible.raw, { decryptionKeys: [dave.priv], verificationKeys: [alice.pub] })
+  assert.equal(other.security.decrypted, undefined)
+  assert.match(other.security.problem ?? '', /someone else/)
+})
+
+test('keys: minimal Autocrypt keydata reads back, and a backup opens only with its passphrase', async () => {
+  const record = await generateOwnKey({ addresses: ['alice@example.org', 'alice@' + 'b'.repeat(56) + '.onion'] })
+  const key = await openpgp.readPrivateKey({ armoredKey: record.armoredPrivateKey })
+  const keydata = await minimalPublicKey(key, 'alice@example.org')
+  const back = await publicKeyFromBytes(keydata)
+  assert.equal(back && fingerprintOf(back), fingerprintOf(key))
+  assert.equal(back?.users.length, 1)
+  const backup = await exportSecretKeyBackup(record.armoredPrivateKey, 'correct horse')
+  await assert.rejects(importSecretKey(backup, 'wrong horse'), /passphrase/)
+  const imported = await importSecretKey(backup, 'correct horse')
+  assert.equal(fingerprintOf(await openpgp.readPrivateKey({ armoredKey: imported })), fingerprintOf(key))
+})
