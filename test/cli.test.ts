@@ -6,11 +6,12 @@ import { promisify } from 'node:util'
 import { mkdtemp, rm, stat, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as openpgp from 'openpgp'
 import { parse, stringify } from 'yaml'
 import { sharedTorNetwork, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
 import { waitFor } from './harness/nodes.ts'
 import { publicKeyFromOnionAddress } from '../protocol/onion.ts'
-import { testPassphraseFile, TEST_PASSPHRASE } from './harness/vault.ts'
+import { openTestVault, testPassphraseFile, TEST_PASSPHRASE } from './harness/vault.ts'
 
 const run = promisify(execFile)
 const CLI = join(import.meta.dirname, '..', 'node', 'cli', 'main.ts')
@@ -90,6 +91,27 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.equal((await smtorp(dir, 'init', '--user', 'judy', '--submission-host', '0.0.0.0', '--ui-host', '0.0.0.0')).code, 0)
     const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as { ui: Record<string, unknown>, submission: Record<string, unknown> }
     assert.deepEqual([config.ui.host, config.ui.allowNonLoopback, config.submission.host], ['0.0.0.0', true, '0.0.0.0'])
+  })
+
+  it('init makes the OpenPGP key in the vault, for the onion address and the ordinary one given by --address', async () => {
+    const dir = join(root, 'kate')
+    const made = await smtorp(dir, 'init', '--user', 'kate', '--address', 'Kate@Example.org')
+    assert.equal(made.code, 0, made.stderr)
+    const fingerprint = /OpenPGP key: {2}((?:[0-9A-F]{4} ){9}[0-9A-F]{4})\n/.exec(made.stdout)
+    assert.ok(fingerprint, made.stdout)
+    assert.match(made.stdout, /sending as: {3}kate@example\.org/)
+    const config = parse(await readFile(join(dir, 'config.yaml'), 'utf8')) as { openpgp: Record<string, unknown> }
+    assert.equal(config.openpgp.address, 'kate@example.org')
+    // The key is in the vault's sealed records.
+    const v = await openTestVault(join(dir, 'vault'))
+    try {
+      const record = JSON.parse((await v.vault.getRecord('openpgp', 'own-key'))!.toString()) as { armoredPrivateKey: string }
+      const key = await openpgp.readPrivateKey({ armoredKey: record.armoredPrivateKey })
+      assert.equal(key.getFingerprint().toUpperCase(), fingerprint[1]!.replace(/ /g, ''))
+      assert.deepEqual(key.users.map(u => u.userID?.email).sort(), ['kate@example.org', /your address: (kate@[a-z2-7]{56}\.onion)/.exec(made.stdout)![1]!].sort())
+    } finally {
+      await v.vault.close()
+    }
   })
 
   it('a node whose tor cannot run stops with a message saying why', async () => {

@@ -16,16 +16,20 @@ import { newMessageId, rfc5322Date } from '../../protocol/message.ts'
 import { vault as openVault, VaultError, type ScrubReport, type UnlockSecret } from '../vault/index.ts'
 import { askSecret, secretFromFile } from './secret.ts'
 import { UiConfigError } from '../../ui/server.ts'
+import { createOwnKey, formatFingerprint, type OwnKeyInfo } from '../openpgp/index.ts'
 
 const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
 usage: smtorp <command> [--data DIR] [options]
 
-  init   [--user NAME] [--submission-host ADDR] [--ui-host ADDR]
+  init   [--user NAME] [--submission-host ADDR] [--ui-host ADDR] [--address ORDINARY]
                               create a node: onion key, config, submission password, and
                               the vault; asks for a passphrase and prints the recovery code.
                               --ui-host other than 127.0.0.1 also allows a non-loopback
                               web UI (only for a container published on loopback)
+                              --address: your ordinary mail address, if you have one: mail
+                              is sent from it, and signed mail announces your onion route
+                              Also makes your OpenPGP key (kept in the vault).
   start                       run the node in the foreground (Ctrl-C stops it); asks for
                               the passphrase on a terminal (empty: start locked)
   run    [--user NAME]        init if needed, then start
@@ -60,6 +64,7 @@ async function main (): Promise<void> {
       user: { type: 'string' },
       'submission-host': { type: 'string' },
       'ui-host': { type: 'string' },
+      address: { type: 'string' },
       to: { type: 'string', multiple: true },
       subject: { type: 'string' },
       body: { type: 'string' },
@@ -80,10 +85,10 @@ async function main (): Promise<void> {
   const passphraseFile = values['passphrase-file']
   const control = join(dataDir, 'control.sock')
   switch (command) {
-    case 'init': await init(dataDir, user, { submissionHost: values['submission-host'], uiHost: values['ui-host'] }, passphraseFile); return
+    case 'init': await init(dataDir, user, { submissionHost: values['submission-host'], uiHost: values['ui-host'], address: values.address }, passphraseFile); return
     case 'start': return await start(dataDir, passphraseFile !== undefined ? { passphrase: await secretFromFile(passphraseFile) } : undefined)
     case 'run': {
-      const passphrase = existsSync(join(dataDir, CONFIG_FILE)) ? undefined : await init(dataDir, user, { submissionHost: values['submission-host'], uiHost: values['ui-host'] }, passphraseFile)
+      const passphrase = existsSync(join(dataDir, CONFIG_FILE)) ? undefined : await init(dataDir, user, { submissionHost: values['submission-host'], uiHost: values['ui-host'], address: values.address }, passphraseFile)
       return await start(dataDir, passphrase !== undefined ? { passphrase } : passphraseFile !== undefined ? { passphrase: await secretFromFile(passphraseFile) } : undefined)
     }
     case 'unlock': {
@@ -122,11 +127,12 @@ async function main (): Promise<void> {
 }
 
 /** Create the node and its vault; returns the passphrase chosen, to unlock with at once. */
-async function init (dataDir: string, user: string, hosts: { submissionHost?: string | undefined, uiHost?: string | undefined }, passphraseFile: string | undefined): Promise<string> {
+async function init (dataDir: string, user: string, hosts: { submissionHost?: string | undefined, uiHost?: string | undefined, address?: string | undefined }, passphraseFile: string | undefined): Promise<string> {
   const passphrase = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
   if (passphrase.length < 8) fail('the passphrase must be at least 8 characters long')
   const settings: Array<[string[], string | boolean]> = []
   if (hosts.submissionHost !== undefined) settings.push([['submission', 'host'], hosts.submissionHost])
+  if (hosts.address !== undefined) settings.push([['openpgp', 'address'], hosts.address.toLowerCase()])
   if (hosts.uiHost !== undefined) settings.push([['ui', 'host'], hosts.uiHost], [['ui', 'allowNonLoopback'], hosts.uiHost !== '127.0.0.1'])
   const identity = await createIdentity(dataDir, user, { settings })
   const config = await loadConfig(dataDir)
@@ -138,12 +144,17 @@ async function init (dataDir: string, user: string, hosts: { submissionHost?: st
   })
   await v.open()
   let recoveryCode: string
+  let key: OwnKeyInfo
   try {
     ({ recoveryCode } = await v.create(passphrase))
+    const sendAs = config.openpgp.address ?? identity.address
+    key = await createOwnKey(v, { addresses: [...new Set([sendAs, identity.address])], ...(config.openpgp.name !== undefined ? { name: config.openpgp.name } : {}) })
   } finally {
     await v.close()
   }
-  process.stdout.write(`Created a node in ${dataDir}\n  your address: ${identity.address}\n  submission:   port 2525, user "${user}", password in ${join(dataDir, 'submission.secret')}\n  settings:     ${join(dataDir, CONFIG_FILE)}\n\n` +
+  process.stdout.write(`Created a node in ${dataDir}\n  your address: ${identity.address}\n` +
+    (config.openpgp.address !== undefined ? `  sending as:   ${config.openpgp.address}\n` : '') +
+    `  OpenPGP key:  ${formatFingerprint(key.fingerprint)}\n  submission:   port 2525, user "${user}", password in ${join(dataDir, 'submission.secret')}\n  settings:     ${join(dataDir, CONFIG_FILE)}\n\n` +
     'Your recovery code unlocks the vault if you forget the passphrase. It is shown this once:\n\n' +
     `    ${recoveryCode}\n\n` +
     'Write it down and keep it somewhere safe, away from this computer.\n')

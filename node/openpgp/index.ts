@@ -174,6 +174,14 @@ interface Loaded {
   autocryptKeydata: Buffer
 }
 
+/** Make the owner's key and keep it in the (unlocked) vault; `smtorp init` calls this. */
+export async function createOwnKey (vault: Pick<OpenPgpVault, 'putRecord'>, options: { addresses: string[], name?: string }): Promise<OwnKeyInfo> {
+  const record = await generateOwnKey(options)
+  await vault.putRecord(...OWN_KEY, Buffer.from(JSON.stringify(record)))
+  const key = await openpgp.readPrivateKey({ armoredKey: record.armoredPrivateKey })
+  return { fingerprint: fingerprintOf(key), created: key.getCreationTime(), addresses: addressesOf(key), armoredPublicKey: key.toPublic().armor() }
+}
+
 export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents): OpenPgp {
   const log = components.logger.child({ component: 'openpgp' })
   const vault = components.vault
@@ -197,13 +205,12 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
   async function load (): Promise<void> {
     let value = await vault.getRecord(...OWN_KEY)
     if (value === undefined) {
-      // A node made before OpenPGP, or a new one: its key is made at the first unlock.
-      const record = await generateOwnKey({ addresses: [...ownAddresses], ...(init.name !== undefined ? { name: init.name } : {}) })
-      await vault.putRecord(...OWN_KEY, Buffer.from(JSON.stringify(record)))
+      // A node made before OpenPGP (`smtorp init` makes the key now): made at its first unlock.
+      await createOwnKey(vault, { addresses: [...ownAddresses], ...(init.name !== undefined ? { name: init.name } : {}) })
       log.info('Made the owner\'s OpenPGP key.')
-      value = Buffer.from(JSON.stringify(record))
+      value = await vault.getRecord(...OWN_KEY)
     }
-    loaded = await loadRecord(JSON.parse(value.toString('utf8')) as OwnKeyRecord)
+    loaded = await loadRecord(JSON.parse((value as Buffer).toString('utf8')) as OwnKeyRecord)
     await peers.load()
   }
 
