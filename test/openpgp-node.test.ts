@@ -302,6 +302,36 @@ describe('hostile and broken mail is marked, never lost, never a crash', () => {
   })
 })
 
+describe('the owner\'s key', () => {
+  test('regenerating keeps old mail readable; revoking gives a revoked public key and a new key; a backup imports back', async () => {
+    const frank = await person(`frank@${onion('f')}`)
+    const old = await frank.pgp.ownKey()
+    // carol learns frank's key and writes to him encrypted.
+    const hello = await frank.pgp.prepareOutgoing(message(frank.address, [carol.address], 'hi'), [carol.address], 'sign')
+    await receive(carol, hello.copies![0]!.raw, frank.address)
+    const toOld = (await carol.pgp.prepareOutgoing(message(carol.address, [frank.address], 'to the old key'), [frank.address], 'encrypt')).copies![0]!.raw
+
+    const fresh = await frank.pgp.regenerateKey()
+    assert.notEqual(fresh.fingerprint, old.fingerprint)
+    const oldMail = await receive(frank, toOld, carol.address)
+    assert.equal((await securityOf(frank, oldMail)).security?.decrypted, true, 'a retired key still opens old mail')
+
+    const { revokedPublicKey, newKey } = await frank.pgp.revokeKey()
+    const revoked = await openpgp.readKey({ armoredKey: revokedPublicKey })
+    assert.equal(fingerprintOf(revoked), fresh.fingerprint)
+    assert.equal(await revoked.isRevoked(), true)
+    assert.notEqual(newKey.fingerprint, fresh.fingerprint)
+
+    const backup = await frank.pgp.exportSecretKey('a long backup passphrase')
+    assert.match(backup, /^-----BEGIN PGP PRIVATE KEY BLOCK-----/)
+    await assert.rejects(frank.pgp.importSecretKey(backup, 'wrong passphrase'), /passphrase/)
+    await frank.pgp.regenerateKey()
+    const back = await frank.pgp.importSecretKey(backup, 'a long backup passphrase')
+    assert.equal(back.fingerprint, newKey.fingerprint)
+    await frank.pgp.stop(); await frank.vault.close()
+  })
+})
+
 describe('outgoing header fields', () => {
   test('what names the machine or software is removed, the date is UTC and the Message-ID names the sender\'s domain', async () => {
     const raw = message(alice.address, [bob.address], 'headers', {
