@@ -165,8 +165,9 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.match(status.stdout, /tor\s+running \(attach\)/)
     assert.match(status.stdout, /queue\s+1 message\(s\) waiting/)
 
-    // A whole message on standard input is sent as it is.
-    const messageId = `stdin-${Date.now()}@example.invalid`
+    // A whole message on standard input is sent as it is (signed; its Message-ID names the
+    // sender's domain, so it is kept).
+    const messageId = `stdin-${Date.now()}@x.onion`
     const piped = spawn(process.execPath, ['--import', 'tsx', CLI, 'send', '--to', ghost, '--data', dir], { stdio: ['pipe', 'pipe', 'pipe'] })
     let pipedOut = ''
     piped.stdout!.on('data', (d: Buffer) => { pipedOut += d.toString() })

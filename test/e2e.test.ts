@@ -7,19 +7,24 @@ import { startTestNode, testSettings, waitFor, type TestNode } from './harness/n
 import { TEST_PASSPHRASE } from './harness/vault.ts'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { MailStore, StoredMessage } from '../node/store/index.ts'
+import type { StoredMessage } from '../node/store/index.ts'
 
 let network: PrivateTorNetwork
 let alice: TestNode
 let bob: TestNode
 
-async function findInInbox (store: MailStore, marker: string): Promise<StoredMessage[]> {
+/** Inbox messages whose content, as the owner reads it (decrypted: mail between nodes is OpenPGP-protected), holds `marker`. */
+async function findInInbox (node: TestNode, marker: string): Promise<StoredMessage[]> {
   const found: StoredMessage[] = []
-  for (const meta of await store.list('Inbox')) {
-    const message = await store.get(meta.id)
-    if (message?.raw.includes(marker) === true) found.push(message)
+  for (const meta of await node.node.store.list('Inbox')) {
+    const message = await node.node.store.get(meta.id)
+    if (message !== undefined && (await readable(node, message)).includes(marker)) found.push(message)
   }
   return found
+}
+
+async function readable (node: TestNode, message: StoredMessage): Promise<Buffer> {
+  return (await node.node.openpgp.readMessage(message.raw)).display ?? message.raw
 }
 
 async function published (node: TestNode): Promise<void> {
@@ -43,10 +48,13 @@ describe('alice and bob over the private Tor network', { timeout: 900_000 }, () 
     const marker = `marker-${Date.now()}`
     const sent = await alice.submit([bob.identity.address], 'Hello over Tor', `Hi Bob, ${marker}\r\nCaf\u00e9 and a line\r\n.with a leading dot\r\n`)
     assert.equal(sent.results[0]?.ok, true, String(sent.results[0]?.reply))
-    const [received] = await waitFor('bob to receive', async () => { const m = await findInInbox(bob.node.store, marker); return m.length > 0 && m }, 60_000)
+    const [received] = await waitFor('bob to receive', async () => { const m = await findInInbox(bob, marker); return m.length > 0 && m }, 60_000)
     assert.ok(received)
-    // What bob stores is what alice's client wrote, after the two trace headers the nodes add.
-    assert.ok(received.raw.subarray(received.raw.length - sent.raw.length).equals(sent.raw), 'body differs')
+    // What bob stores is alice's message signed by her node (spec/openpgp.md 5): the body as her
+    // client wrote it, inside a good signature; the only trace header is bob's own.
+    const shown = await bob.node.openpgp.readMessage(received.raw)
+    assert.equal(shown.security.signature, 'good')
+    assert.match(shown.display!.toString(), /Hi Bob, marker-\d+\r\nCafé and a line\r\n\.with a leading dot\r\n/)
     assert.match(received.raw.toString(), new RegExp(`^Received: from ${alice.identity.onionKey.address}\\.onion by ${bob.identity.domain}`))
     assert.equal(received.from, alice.identity.address)
     await waitFor('alice to file it as sent', async () => (await alice.node.store.list('Sent')).length > 0 && alice.node.queue.list().length === 0, 10_000)
@@ -54,8 +62,12 @@ describe('alice and bob over the private Tor network', { timeout: 900_000 }, () 
     const reply = `reply-${Date.now()}`
     const answered = await bob.submit([alice.identity.address], 'Re: Hello over Tor', `Got it. ${reply}\r\n`)
     assert.equal(answered.results[0]?.ok, true)
-    const [back] = await waitFor('alice to receive the reply', async () => { const m = await findInInbox(alice.node.store, reply); return m.length > 0 && m }, 60_000)
-    assert.ok(back!.raw.subarray(back!.raw.length - answered.raw.length).equals(answered.raw))
+    const [back] = await waitFor('alice to receive the reply', async () => { const m = await findInInbox(alice, reply); return m.length > 0 && m }, 60_000)
+    // Both now hold each other's keys (Autocrypt, both prefer mutual): the reply went encrypted.
+    const backShown = await alice.node.openpgp.readMessage(back!.raw)
+    assert.equal(backShown.security.decrypted, true)
+    assert.equal(backShown.security.signature, 'good')
+    assert.doesNotMatch(back!.raw.toString(), new RegExp(reply))
   })
 
   it('bob locks his vault: mail from alice still arrives over Tor, and after unlock bob reads it and finds it by search', async () => {
@@ -66,8 +78,8 @@ describe('alice and bob over the private Tor network', { timeout: 900_000 }, () 
     await waitFor('alice to see it delivered', () => alice.node.queue.list().length === 0, 60_000)
     await assert.rejects(bob.node.store.list('Inbox'), /locked/)
     await bob.node.unlock({ passphrase: TEST_PASSPHRASE })
-    const [received] = await findInInbox(bob.node.store, marker)
-    assert.ok(received !== undefined && received.raw.subarray(received.raw.length - sent.raw.length).equals(sent.raw))
+    const [received] = await findInInbox(bob, marker)
+    assert.ok(received !== undefined && (await readable(bob, received)).toString().includes(`Sealed on arrival: ${marker}`))
     await bob.node.vault.searchReady()
     assert.deepEqual((await bob.node.vault.search(`subject:${marker}`)).map(m => m.id), [received.id])
     assert.deepEqual((await bob.node.vault.search(`from:${alice.identity.onionKey.address}`)).map(m => m.id).includes(received.id), true)
@@ -77,7 +89,7 @@ describe('alice and bob over the private Tor network', { timeout: 900_000 }, () 
     const before = alice.node.status().connections.opened
     const marker = `reuse-${Date.now()}`
     for (let i = 0; i < 3; i++) await alice.submit([bob.identity.address], `reuse ${i}`, `${marker} ${i}\r\n`)
-    await waitFor('bob to receive all three', async () => (await findInInbox(bob.node.store, marker)).length === 3, 60_000)
+    await waitFor('bob to receive all three', async () => (await findInInbox(bob, marker)).length === 3, 60_000)
     assert.equal(alice.node.status().connections.opened, before, 'a new connection was opened')
     assert.equal(alice.node.status().connections.open >= 1, true)
   })
@@ -98,7 +110,7 @@ describe('alice and bob over the private Tor network', { timeout: 900_000 }, () 
     // An attempt that began before bob republished waits out its 60 s SOCKS timeout on his old
     // introduction points; the next uses the descriptor fetched again (HSFETCH) after that
     // failure, and an HSDir that lags may cost one more round: up to about three minutes.
-    const copies = await waitFor('bob to receive after coming back', async () => { const m = await findInInbox(bob.node.store, marker); return m.length > 0 && m }, 240_000)
+    const copies = await waitFor('bob to receive after coming back', async () => { const m = await findInInbox(bob, marker); return m.length > 0 && m }, 240_000)
       .catch((err: Error) => { throw new Error(`${err.message}; alice's queue: ${JSON.stringify(alice.node.status().queue)}`) })
     assert.equal(copies.length, 1)
     await waitFor('alice\'s queue to empty', () => alice.node.queue.list().length === 0, 10_000)
@@ -114,7 +126,7 @@ describe('alice and bob over the private Tor network', { timeout: 900_000 }, () 
     await published(bob)
     const marker = `after-tor-restart-${Date.now()}`
     await alice.submit([bob.identity.address], 'after tor died', `${marker}\r\n`)
-    await waitFor('bob to receive after its tor restarted', async () => (await findInInbox(bob.node.store, marker)).length === 1, 120_000)
+    await waitFor('bob to receive after its tor restarted', async () => (await findInInbox(bob, marker)).length === 1, 120_000)
   })
 
   it('after all this mail, neither data directory holds a subject, a body or the other node\'s address in the clear', async () => {

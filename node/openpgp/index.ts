@@ -289,9 +289,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const fromSelf = from !== undefined && ownAddresses.has(from)
     const existing = from === undefined || fromSelf ? undefined : peers.get(from)
     const headerKey = header !== undefined ? await publicKeyFromBytes(header.keydata) : undefined
-    const pinnedKey = from === undefined ? undefined : await peers.pinnedKey(from)
-    const changedKey = existing?.changed !== undefined ? await openpgp.readKey({ armoredKey: existing.changed.armored }) : undefined
-    const verificationKeys = uniqueKeys([pinnedKey, changedKey, headerKey, ...(fromSelf ? [own.key.toPublic()] : [])])
+    const verificationKeys = await verificationKeysFor(headers, from)
 
     const read = await readIncoming(message.raw, { decryptionKeys: own.decryptionKeys, verificationKeys })
     const security: MessageSecurity = { ...read.security }
@@ -337,6 +335,22 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     if (!plain || protectedSubject !== undefined) {
       await vault.annotate(id, { security, ...(protectedSubject !== undefined && security.encrypted ? { subject: decodeSubject(fieldValue(protectedSubject)) } : {}) })
     }
+  }
+
+  /**
+   * Keys that may have signed a message from `from` (spec/openpgp.md 4): its pinned key, a
+   * changed key, the key of the message's own Autocrypt header, and the owner's for their own mail.
+   */
+  async function verificationKeysFor (headers: Array<[string, string]>, from: string | undefined): Promise<openpgp.PublicKey[]> {
+    if (from === undefined) return []
+    if (ownAddresses.has(from)) return [mustBeLoaded().key.toPublic()]
+    const record = peers.get(from)
+    const header = autocryptHeaderFor(headers.filter(([k]) => k.toLowerCase() === 'autocrypt').map(([, v]) => v), from)
+    return uniqueKeys([
+      await peers.pinnedKey(from),
+      record?.changed !== undefined ? await openpgp.readKey({ armoredKey: record.changed.armored }) : undefined,
+      header !== undefined ? await publicKeyFromBytes(header.keydata) : undefined
+    ])
   }
 
   async function learnGossip (gossip: string[], headers: Array<[string, string]>, date: number | undefined, now: number): Promise<void> {
@@ -428,7 +442,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const stored = hasAutocrypt ? sanitized.raw : prependHeaders(sanitized.raw, [`Autocrypt: ${formatAutocryptHeader({ addr: fromAddress, preferEncrypt, keydata: own.autocryptKeydata })}`])
     const to = [...new Set(recipients.map(canonicalAddress))]
     const visibleAddresses = new Set(entity.fields.filter(f => f.key === 'to' || f.key === 'cc').flatMap(f => mailAddresses(fieldValue(f))))
-    const protectedExtra = fromAddress !== onion && parseAddress(fromAddress).route !== 'onion' ? [`${ROUTE_FIELD}: ${onion}`] : []
+    const protectedExtra = announcesRoute(fromAddress) ? [`${ROUTE_FIELD}: ${onion}`] : []
     const encrypt = choice === 'encrypt' || (choice === 'auto' && wouldEncrypt(to, options))
     if (!encrypt) {
       const signed = await signMessage(stored, { signingKey: own.key, protectedExtra })
@@ -449,6 +463,16 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       : []
     const copies = await encryptMessage(stored, { signingKey: own.key, protectedExtra, ownKey: own.key.toPublic(), visible, blind, gossip })
     return { stored, messageId: sanitized.messageId, copies, encrypted: true, signed: true }
+  }
+
+  /** spec/smtorp.md 9: mail from the owner's ordinary address names their onion mailbox. */
+  function announcesRoute (fromAddress: string): boolean {
+    if (fromAddress === onion || !ownAddresses.has(fromAddress)) return false
+    try {
+      return parseAddress(fromAddress).route !== 'onion'
+    } catch {
+      return false
+    }
   }
 
   // --- keys and peers ------------------------------------------------------------------
@@ -588,14 +612,9 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     async readMessage (raw) {
       const own = mustBeLoaded()
       const headers = parseHeaders(raw)
-      const from = mailAddresses(headers.find(([k]) => k.toLowerCase() === 'from')?.[1] ?? '')[0]
-      const record = from === undefined ? undefined : peers.get(from)
-      const keys = uniqueKeys([
-        from === undefined ? undefined : await peers.pinnedKey(from),
-        record?.changed !== undefined ? await openpgp.readKey({ armoredKey: record.changed.armored }) : undefined,
-        from !== undefined && ownAddresses.has(from) ? own.key.toPublic() : undefined
-      ])
-      return await readIncoming(raw, { decryptionKeys: own.decryptionKeys, verificationKeys: keys })
+      const fromAddresses = mailAddresses(headers.find(([k]) => k.toLowerCase() === 'from')?.[1] ?? '')
+      const from = fromAddresses.length === 1 ? fromAddresses[0] : undefined
+      return await readIncoming(raw, { decryptionKeys: own.decryptionKeys, verificationKeys: await verificationKeysFor(headers, from) })
     },
     routeOf (a) {
       try {
