@@ -51,6 +51,16 @@ describe('MailboxIndex paging', () => {
           }
           assert.deepEqual(got, expected, `${folder} at step ${step}`)
           assert.deepEqual(index.ids(folder), [...expected].reverse())
+          // Forward, as the OpenPGP reader walks the Inbox from its watermark.
+          const forward: string[] = []
+          let after: string | undefined
+          for (;;) {
+            const page = index.oldestAfter(folder, 41, after)
+            forward.push(...page)
+            if (page.length < 41) break
+            after = page[page.length - 1]
+          }
+          assert.deepEqual(forward, [...expected].reverse(), `${folder} forward at step ${step}`)
         }
       }
     }

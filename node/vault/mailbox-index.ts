@@ -140,6 +140,28 @@ export class MailboxIndex {
     return out
   }
 
+  /**
+   * Up to `count` ids of `folder` above `after` (all if not given), oldest first: a binary
+   * search for `after`, then a walk forward until the page is full.
+   */
+  oldestAfter (folder: Folder, count: number, after?: string): string[] {
+    if (count <= 0) return []
+    this.ensureSorted()
+    const wanted = FOLDERS.indexOf(folder)
+    let start = 0
+    if (after !== undefined) {
+      let hi = this.order.length
+      while (start < hi) { const mid = (start + hi) >>> 1; if (this.order[mid]! <= after) start = mid + 1; else hi = mid }
+    }
+    const out: string[] = []
+    for (let i = start; i < this.order.length && out.length < count; i++) {
+      const id = this.order[i]!
+      const packed = this.entries.get(id)
+      if (packed !== undefined && (packed & FOLDER_MASK) === wanted) out.push(id)
+    }
+    return out
+  }
+
   /** Messages and messages without \Seen, per folder. */
   counts (): Map<Folder, { total: number, unread: number }> {
     return new Map(FOLDERS.map((folder, i) => [folder, { total: this.totals[i]!, unread: this.unseen[i]! }]))

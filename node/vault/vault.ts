@@ -485,9 +485,7 @@ export class Vault implements MailStore {
   idsAfter (folder: Folder, after: string | undefined, limit: number): string[] {
     const u = this.unlocked
     if (u === undefined) throw new VaultLockedError()
-    const ids = u.mailbox.ids(folder)
-    const start = after === undefined ? 0 : ids.findIndex(id => id > after)
-    return start < 0 ? [] : ids.slice(start, start + limit)
+    return u.mailbox.oldestAfter(folder, limit, after)
   }
 
   /**
