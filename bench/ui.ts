@@ -57,6 +57,7 @@ import formbody from '@fastify/formbody'
 import { openTestVault, TEST_PASSPHRASE } from '../test/harness/vault.ts'
 import { createLogger } from '../node/log/index.ts'
 import { uiBackend } from '../node/ui-backend/index.ts'
+import { openPgpService } from '../node/openpgp/index.ts'
 import { uiServer } from '../ui/server.ts'
 import type { OutboundQueue } from '../node/queue/index.ts'
 import type { TorService } from '../node/tor/index.ts'
@@ -186,8 +187,11 @@ async function serve (dir: string): Promise<void> {
   const delivery = { setRelay () {} } as unknown as DeliveryService
   const credentials = { list: () => [], load: async () => {}, flush: async () => {} } as unknown as CredentialStore
   const identity = { domain: OWNER.split('@')[1]!, address: OWNER } as unknown as Identity
+  // The node's own OpenPGP, so message pages are read as the node reads them.
+  const openpgp = openPgpService({ address: identity.address, onionAddress: identity.address }, { logger, vault, socks: () => ({ host: '127.0.0.1', port: 9 }) })
+  openpgp.start()
   const backend = uiBackend({ dataDir: dir, maxMessageBytes: 25 * 1024 * 1024, submission: { host: '127.0.0.1' } }, {
-    logger, identity, vault, queue, tor, delivery, credentials,
+    logger, identity, vault, queue, tor, delivery, credentials, openpgp,
     submissionPort: () => 0,
     socksEndpoint: () => ({ host: '127.0.0.1', port: 0 }),
     scrub: async () => { throw new Error('no scrub in the benchmark') },

@@ -25,7 +25,7 @@ import { CredentialStore } from './submission/credentials.ts'
 import { uiBackend } from './ui-backend/index.ts'
 import { uiServer, type UiServer } from '../ui/server.ts'
 import { expandedSecretKey } from '../protocol/onion.ts'
-import { openPgpService, type OpenPgp } from './openpgp/index.ts'
+import { choiceFromFlags, openPgpService, type OpenPgp } from './openpgp/index.ts'
 import { RELAY_DESTINATION } from './delivery/index.ts'
 
 export interface RecipientStatus {
@@ -98,9 +98,6 @@ function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
   }
 }
 
-/** The Outbox flag of a message the owner asked to encrypt (spec/node-data.md, queue). */
-export const ENCRYPT_FLAG = '$Encrypt'
-
 export async function createNode (config: NodeConfig, logger: Logger): Promise<SmtorpNode> {
   const log = logger.child({ component: 'node' })
   const identity = await loadIdentity(config.dataDir, config.user)
@@ -132,7 +129,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     socksEndpoint: () => tor.socksEndpoint(),
     refreshOnion: (onion) => { tor.refreshDescriptor(onion).catch(() => {}) }
   })
-  // Mail is sent from the owner's ordinary address when they have one (spec/openpgp.md 7);
+  // Mail is sent from the owner's ordinary address when they have one (spec/smtorp.md 9);
   // the envelope to SMTorP peers always names the onion address (spec/smtorp.md 3.4).
   const sendAs = config.openpgp.address ?? identity.address
   const openpgp = openPgpService({
@@ -160,7 +157,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       stats: () => outbound.stats()
     },
     cipher: vault.queueCipher(),
-    copiesFor: async (message) => (await openpgp.prepareOutgoing(message.raw, message.to, message.flags.includes(ENCRYPT_FLAG) ? 'encrypt' : 'auto')).copies
+    copiesFor: async (message) => (await openpgp.prepareOutgoing(message.raw, message.to, choiceFromFlags(message.flags))).copies
   })
   // Each mail client's own password, kept sealed in the vault (read at the first unlock).
   const credentials = new CredentialStore({}, {
@@ -222,7 +219,8 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     dataDir: config.dataDir,
     ...(config.relay !== undefined ? { configRelay: config.relay } : {}),
     maxMessageBytes: config.smtpIn.maxMessageBytes,
-    submission: { host: config.submission.host }
+    submission: { host: config.submission.host },
+    sendAs
   }, {
     logger,
     identity,
@@ -231,6 +229,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     tor,
     delivery: outbound,
     credentials,
+    openpgp,
     submissionPort: () => submit.port(),
     socksEndpoint: () => tor.socksEndpoint(),
     scrub: async (onProgress) => await scrub(0, onProgress),

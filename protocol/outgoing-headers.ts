@@ -1,4 +1,4 @@
-// What leaves the node in an outgoing message's header (spec/openpgp.md 6, after Mailpile's and
+// What leaves the node in an outgoing message's header (spec/openpgp.md 5, after Mailpile's and
 // StartMail's header stripping): nothing that names the machine, the software or the sender's
 // time zone. Applied to every message before it is stored in the Outbox and queued.
 import { newMessageId, rfc5322Date } from './message.ts'
@@ -10,7 +10,7 @@ export const IDENTIFYING_FIELDS: ReadonlySet<string> = new Set([
   'x-msmail-priority', 'x-ms-tnef-correlator', 'x-ms-has-attach', 'x-source', 'x-source-args',
   'x-source-dir', 'x-php-originating-script', 'x-authenticated-sender', 'x-sender-ip', 'x-client-ip',
   'x-forwarded-for', 'x-pgp-agent', 'x-enigmail-version', 'x-smtorp-draft-to', 'x-smtorp-draft-cc',
-  'x-smtorp-draft-bcc', 'x-smtorp-draft-reply-to'
+  'x-smtorp-draft-bcc', 'x-smtorp-draft-reply-to', 'x-smtorp-draft-encrypt'
 ])
 
 /**

@@ -1,4 +1,4 @@
-// smtorp against real GnuPG (Debian's 2.2; spec/openpgp.md 2): keys move both ways, gpg
+// smtorp against real GnuPG (Debian's 2.2; spec/openpgp.md 1): keys move both ways, gpg
 // decrypts and verifies the PGP/MIME smtorp makes, and smtorp reads the PGP/MIME and inline
 // PGP mail gpg makes as mutt would send it. Every verdict on the gpg side is taken from its
 // status lines (test/harness/gnupg.ts), never from its human messages.

@@ -6,12 +6,37 @@
 //   'VaultLockedError'      the vault is locked (the UI sends the owner to the unlock page)
 //   'WrongSecretError'      a passphrase or recovery code did not open the vault
 //   'UnlockThrottledError'  too many wrong attempts; `retryAfterSeconds` says how long to wait
+//   'EncryptionRefusedError' a message to be encrypted has a recipient without a key (the
+//                           message names them; the draft is kept)
+//   'OpenPgpKeyError'       a key given or asked for cannot be used (the message says why)
 // Anything else is shown as "something went wrong" with its message.
 
 export type FolderName = 'Inbox' | 'Drafts' | 'Sent' | 'Outbox' | 'Trash'
 export const FOLDER_NAMES: readonly FolderName[] = ['Inbox', 'Drafts', 'Sent', 'Outbox', 'Trash']
 
 export type UnlockSecret = { passphrase: string } | { recoveryCode: string }
+
+/**
+ * What a message's OpenPGP said when the node read it (spec/openpgp.md 4): encrypted or not,
+ * whose signature and whether it holds, and how the signer's key stands against what is known
+ * of the sender (trust on first use).
+ */
+export interface MessageSecurity {
+  encrypted: boolean
+  /** It was encrypted and one of the owner's keys opened it. */
+  decrypted?: boolean
+  signature: 'none' | 'good' | 'bad' | 'unknown-key'
+  /** Fingerprint of the key that signed (40 hex digits); the key id (16) for an unknown key. */
+  signer?: string
+  /**
+   * 'verified': the owner compared fingerprints; 'pinned': the key first seen for the sender;
+   * 'first-seen': pinned by this very message; 'changed': not the key the node had for the
+   * sender; 'other': a good signature by a key that is not the sender's.
+   */
+  keyState?: 'verified' | 'pinned' | 'first-seen' | 'changed' | 'other'
+  /** What went wrong, in one sentence. */
+  problem?: string
+}
 
 export interface FolderSummary {
   name: FolderName
@@ -34,6 +59,8 @@ export interface MessageSummary {
   flagged: boolean
   /** Messages in the same thread (References / In-Reply-To) that this node holds, this one included. */
   threadSize?: number
+  /** Absent for plain mail and for mail not read for OpenPGP yet. */
+  security?: MessageSecurity
 }
 
 export interface MessagePage {
@@ -73,6 +100,11 @@ export interface ReadableMessage {
   attachments: Attachment[]
   /** Problems met while reading (broken MIME, a damaged part), in words. */
   problems: string[]
+  /**
+   * Its OpenPGP, when it was signed or encrypted. The text, the header fields and the
+   * attachments shown are then those of the decrypted (or verified) content.
+   */
+  security?: MessageSecurity
 }
 
 export interface AttachmentContent {
@@ -98,6 +130,11 @@ export interface Draft {
   /** The message this one forwards: the attachments shown come from it, until saved as a draft. */
   forwardOfId?: string
   attachments: DraftAttachment[]
+  /**
+   * The owner's choice: true encrypt (or refuse to send), false sign only, absent: decide by
+   * the recipients' keys and preferences (Autocrypt's recommendation).
+   */
+  encrypt?: boolean
 }
 
 export type RouteKind = 'onion' | 'relay' | 'none' | 'invalid'
@@ -107,6 +144,54 @@ export interface Route {
   kind: RouteKind
   /** In words: "directly over Tor to …", "through the relay smtp.example.org", why there is none. */
   description: string
+  /** The onion mailbox this ordinary address said to use (in its signed mail): delivered there over Tor. */
+  learnedRoute?: string
+  /** What is known of the recipient's OpenPGP key (absent for an unusable address). */
+  key?: RecipientKey
+}
+
+export interface RecipientKey {
+  /** The key mail would be encrypted to: a verified or merely pinned one, one only gossiped by others, none. */
+  state: 'verified' | 'pinned' | 'gossip' | 'none'
+  fingerprint?: string
+  /** Another key was seen for them and waits for the owner (Contacts). */
+  changedKey?: string
+  /** Autocrypt's recommendation (Level 1 2.4) for this recipient. */
+  recommendation: 'disable' | 'discourage' | 'available' | 'encrypt'
+}
+
+/** The owner's own OpenPGP key. */
+export interface OwnKey {
+  fingerprint: string
+  created: number
+  addresses: string[]
+  armoredPublicKey: string
+}
+
+/** A correspondent, and what is known of their key. */
+export interface Contact {
+  address: string
+  /** When their last mail came (ms since the epoch). */
+  lastSeen?: number
+  /** Autocrypt prefer-encrypt: 'mutual' or 'nopreference'. */
+  preferEncrypt?: string
+  /** The key in use for them (trust on first use), and whether the owner compared fingerprints. */
+  pinned?: { fingerprint: string, since: number, verified: boolean, source: string }
+  /** A different key seen in their mail, waiting for the owner; `keptOldAt`: the owner chose to keep the old one. */
+  changed?: { fingerprint: string, seenAt: number, keptOldAt?: number }
+  /** Only someone else's mail gave a key for them (Autocrypt gossip). */
+  gossipOnly: boolean
+  /** The onion mailbox their signed mail said to use. */
+  route?: string
+}
+
+/** A key found by a lookup (WKD or a keyserver, over Tor): offered, never trusted by being found. */
+export interface FoundKey {
+  source: string
+  fingerprint: string
+  userIds: string[]
+  created: number
+  armoredPublicKey: string
 }
 
 export type DeliveryState = 'queued' | 'delivering' | 'delayed' | 'delivered' | 'failed'
@@ -225,15 +310,48 @@ export interface UiNode {
   emptyTrash (): Promise<number>
 
   // Writing
-  /** The route of every recipient in these address fields (To, Cc, Bcc), split as sending will split them. */
-  routesFor (fields: string[]): Route[]
+  /**
+   * The route and key of every recipient in these address fields (To, Cc, Bcc), split as
+   * sending will split them. `replyToEncrypted`: the message answers an encrypted one.
+   */
+  routesFor (fields: string[], options?: { replyToEncrypted?: boolean }): Route[]
+  /** Whether a message to these recipients is encrypted when the owner does not choose (Autocrypt's recommendation). */
+  wouldEncrypt (fields: string[], options?: { replyToEncrypted?: boolean }): boolean
   /** A draft that replies to, replies to all of, or forwards message `id`. */
   draftFrom (id: string, mode: 'reply' | 'replyAll' | 'forward'): Promise<Draft>
   /** Save a draft (replacing `replaces`, a draft id); returns the new draft's id. */
   saveDraft (draft: Draft, replaces?: string): Promise<string>
   loadDraft (id: string): Promise<Draft | undefined>
-  /** Queue the message; a draft it came from (`fromDraft`) is removed. Returns the queue id. */
+  /**
+   * Sign (and encrypt, as `draft.encrypt` says) and queue the message; a draft it came from
+   * (`fromDraft`) is removed. Returns the queue id. EncryptionRefusedError when it must be
+   * encrypted and a recipient has no key.
+   */
   send (draft: Draft, fromDraft?: string): Promise<string>
+
+  // OpenPGP: the owner's key
+  ownKey (): Promise<OwnKey>
+  /** The secret key, armored, locked with `passphrase` (at least 8 characters): a backup for the owner. */
+  exportSecretKey (passphrase: string): Promise<string>
+  /** Replace the key with one the owner gives (a backup, a key from GnuPG); the old one is kept to read old mail. */
+  importSecretKey (armored: string, passphrase: string | undefined): Promise<OwnKey>
+  /** A new key; the old one is kept to read old mail. */
+  regenerateKey (): Promise<OwnKey>
+  /** Revoke the key (the revoked public key is returned, to publish) and make a new one. */
+  revokeKey (): Promise<{ revokedPublicKey: string, newKey: OwnKey }>
+
+  // OpenPGP: correspondents
+  contacts (): Promise<Contact[]>
+  /** The owner compared fingerprints: OpenPgpKeyError unless `fingerprint` is the pinned key's. */
+  verifyContact (address: string, fingerprint: string): Promise<void>
+  /** The changed key becomes the one in use. */
+  acceptChangedKey (address: string, fingerprint: string): Promise<void>
+  /** The owner keeps the old key: noted, nothing else changes (the new key stays listed). */
+  keepOldKey (address: string, fingerprint: string): Promise<void>
+  /** Pin a key the owner pasted or accepted from a lookup, for `address` or every address it names. */
+  importContactKey (armored: string, address?: string): Promise<Contact[]>
+  /** Ask the Web Key Directory and the configured keyservers, over Tor. */
+  lookupKey (address: string): Promise<{ found: FoundKey[], problems: string[] }>
 
   // Delivery
   outbox (): Promise<OutboxEntry[]>

@@ -33,6 +33,7 @@ import { composeRoutes } from './routes/compose.ts'
 import { dashboardRoutes } from './routes/dashboard.ts'
 import { outboxRoutes } from './routes/outbox.ts'
 import { settingsRoutes } from './routes/settings.ts'
+import { contactsRoutes } from './routes/contacts.ts'
 
 export interface UiInit {
   host: string
@@ -288,6 +289,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
     dashboardRoutes(fastify, context)
     outboxRoutes(fastify, context)
     settingsRoutes(fastify, context)
+    contactsRoutes(fastify, context)
     fastify.get('/', async (_request, reply) => reply.redirect('/mail/Inbox', 303))
     return fastify
   }

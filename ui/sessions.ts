@@ -14,6 +14,13 @@ export interface Session {
   lastActiveAt: number
   /** What the last action did, shown once on the next page (never put in a URL). */
   flash?: string
+  /**
+   * Keys the last lookups found (public keys), kept here so that accepting one names only its
+   * fingerprint: the key accepted is the one that was shown, not one a form carried.
+   */
+  foundKeys?: Array<{ address: string, fingerprint: string, armoredPublicKey: string }>
+  /** The owner's revoked public key, to download after revoking (public; kept until sign-out). */
+  revokedPublicKey?: string
 }
 
 /** Signed-in browsers at once; signing in again beyond this ends the oldest session. */

@@ -76,7 +76,7 @@ export interface NodeConfig {
   openpgp: {
     /**
      * The owner's ordinary address (e.g. alice@example.org), when they have one: new mail is
-     * sent from it, and signed mail announces the onion address as its route (spec/openpgp.md 7).
+     * sent from it, and signed mail announces the onion address as its route (spec/smtorp.md 9).
      */
     address?: string
     /** The name in the key's user ids and on the From line. */

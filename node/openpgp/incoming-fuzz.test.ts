@@ -25,7 +25,7 @@ test('mutated PGP/MIME mail never throws and never reports a good signature over
   const random = prng(20261122)
   const pick = (n: number): number => Math.floor(random() * n)
   const mutations: Array<(m: Buffer) => Buffer> = [
-    m => { const c = Buffer.from(m); c[pick(c.length)] ^= 1 << pick(8); return c },
+    m => { const c = Buffer.from(m); const at = pick(c.length); c[at] = (c[at] ?? 0) ^ (1 << pick(8)); return c },
     m => m.subarray(0, pick(m.length)),
     m => Buffer.from(m.toString('latin1').replace(/--=_[A-Za-z0-9_-]+--/, ''), 'latin1'),
     m => Buffer.from(m.toString('latin1').replace(/-----END PGP (MESSAGE|SIGNATURE)-----/, ''), 'latin1'),

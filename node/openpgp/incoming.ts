@@ -1,4 +1,4 @@
-// Reading OpenPGP mail (spec/openpgp.md 5): PGP/MIME encrypted and signed (RFC 3156), inline
+// Reading OpenPGP mail (spec/openpgp.md 4): PGP/MIME encrypted and signed (RFC 3156), inline
 // PGP in a text/plain body (RFC 4880 6.2 armor, 7 cleartext signatures), protected headers.
 // Whatever the bytes, the answer is a result that says what was found and what went wrong,
 // never a throw: the stored message is untouched and the mailbox shows the problem.

@@ -35,7 +35,7 @@ export { OpenPgpKeyError, formatFingerprint } from './keys.ts'
 export type { PeerRecord } from './peers.ts'
 export type { KeyLookupResult, FoundKey } from './key-lookup.ts'
 
-/** The header that announces a route (spec/openpgp.md 7); honoured only inside signed content. */
+/** The header that announces a route (spec/smtorp.md 9); honoured only inside signed content. */
 export const ROUTE_FIELD = 'SMTorP-Route'
 
 export interface OpenPgpInit {
@@ -95,6 +95,21 @@ export interface OwnKeyInfo {
 /** 'auto': encrypt when the recommendation says so, else sign; 'encrypt': encrypt or refuse; 'sign': sign only. */
 export type EncryptionChoice = 'auto' | 'encrypt' | 'sign'
 
+/**
+ * Outbox flags that remember the owner's choice, so that copies made again after a crash
+ * (queue/index.ts copiesFor) follow it (spec/node-data.md, "Queue").
+ */
+export const ENCRYPT_FLAG = '$Encrypt'
+export const SIGN_ONLY_FLAG = '$SignOnly'
+
+export function flagsForChoice (choice: EncryptionChoice): string[] {
+  return choice === 'encrypt' ? [ENCRYPT_FLAG] : choice === 'sign' ? [SIGN_ONLY_FLAG] : []
+}
+
+export function choiceFromFlags (flags: readonly string[]): EncryptionChoice {
+  return flags.includes(ENCRYPT_FLAG) ? 'encrypt' : flags.includes(SIGN_ONLY_FLAG) ? 'sign' : 'auto'
+}
+
 export interface RecipientSecurity {
   address: string
   /** Autocrypt's recommendation for this recipient, with TOFU on top (a changed key: discourage). */
@@ -123,7 +138,7 @@ export interface PeerSummary {
   lastSeen?: number
   preferEncrypt?: string
   pinned?: { fingerprint: string, since: number, verified: boolean, source: string }
-  changed?: { fingerprint: string, seenAt: number }
+  changed?: { fingerprint: string, seenAt: number, keptOldAt?: number }
   gossipOnly: boolean
   route?: string
 }
@@ -145,6 +160,8 @@ export interface OpenPgp {
   verifyPeer (address: string, fingerprint: string): Promise<void>
   /** The owner accepts the changed key: it becomes the pinned key. */
   acceptChangedKey (address: string, fingerprint: string): Promise<void>
+  /** The owner keeps the pinned key and does not trust the changed one (recorded; nothing else changes). */
+  keepPinnedKey (address: string, fingerprint: string): Promise<void>
   /** The owner accepts a key (looked up or pasted): pinned for every address of it, or for `address`. */
   importPeerKey (armored: string, address?: string): Promise<PeerSummary[]>
   lookupKey (address: string): Promise<KeyLookupResult>
@@ -299,7 +316,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       record = existing !== undefined ? { ...existing } : { address: from, autocrypt: {} }
       const state = updateFromMessage(fromStored(record.autocrypt), { ...(date !== undefined ? { date } : {}), ...(header !== undefined && headerKey !== undefined ? { header } : {}), isAutocryptable: autocryptable }, now)
       if (state !== undefined) record.autocrypt = toStored(state)
-      // TOFU (spec/openpgp.md 4): the first key seen is pinned; another one waits for the owner.
+      // TOFU (spec/openpgp.md 3): the first key seen is pinned; another one waits for the owner.
       let pinnedNow = false
       if (headerKey !== undefined && autocryptable) {
         const fingerprint = fingerprintOf(headerKey)
@@ -484,7 +501,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       ...(a.lastSeen !== undefined ? { lastSeen: a.lastSeen } : {}),
       ...(a.preferEncrypt !== undefined ? { preferEncrypt: a.preferEncrypt } : {}),
       ...(record.pinned !== undefined ? { pinned: { fingerprint: record.pinned.fingerprint, since: record.pinned.since, verified: record.pinned.verified, source: record.pinned.source } } : {}),
-      ...(record.changed !== undefined ? { changed: { fingerprint: record.changed.fingerprint, seenAt: record.changed.seenAt } } : {}),
+      ...(record.changed !== undefined ? { changed: { fingerprint: record.changed.fingerprint, seenAt: record.changed.seenAt, ...(record.changed.keptOldAt !== undefined ? { keptOldAt: record.changed.keptOldAt } : {}) } } : {}),
       gossipOnly: record.pinned === undefined && a.gossipKey !== undefined,
       ...(record.route !== undefined ? { route: record.route.mailbox } : {})
     }
@@ -571,10 +588,19 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
         if (record.changed === undefined || !sameFingerprint(record.changed.fingerprint, fingerprint)) {
           throw new OpenPgpKeyError(`No changed key with that fingerprint is waiting for ${record.address}.`)
         }
-        const { seenAt: _seen, ...pinned } = record.changed
+        const { seenAt: _seen, keptOldAt: _kept, ...pinned } = record.changed
         const { changed: _dropped, ...rest } = record
         await peers.save({ ...rest, pinned: { ...pinned, since: Date.now(), verified: false } })
         log.info('The owner accepted a correspondent\'s changed key.')
+      })
+    },
+    async keepPinnedKey (a, fingerprint) {
+      await serial(async () => {
+        const record = mustPeer(a)
+        if (record.changed === undefined || !sameFingerprint(record.changed.fingerprint, fingerprint)) {
+          throw new OpenPgpKeyError(`No changed key with that fingerprint is waiting for ${record.address}.`)
+        }
+        await peers.save({ ...record, changed: { ...record.changed, keptOldAt: Date.now() } })
       })
     },
     async importPeerKey (armored, forAddress) {

@@ -1,4 +1,4 @@
-// The owner's OpenPGP key (RFC 4880 v4, as Debian's GnuPG 2.2 reads them; spec/openpgp.md 2):
+// The owner's OpenPGP key (RFC 4880 v4, as Debian's GnuPG 2.2 reads them; spec/openpgp.md 1):
 // an EdDSA (ed25519) primary key for certification and signing, and an ECDH (curve25519,
 // "legacy" encoding) subkey for encryption, made by openpgp.js. RFC 9580 v6 keys and the new
 // curve25519 encoding are avoided on purpose: GnuPG 2.2 refuses them.

@@ -1,4 +1,4 @@
-// Signing and encrypting outgoing mail (spec/openpgp.md 6): PGP/MIME (RFC 3156), with the
+// Signing and encrypting outgoing mail (spec/openpgp.md 5): PGP/MIME (RFC 3156), with the
 // protected headers of draft-autocrypt-lamps-protected-headers-02 and Autocrypt-Gossip
 // (Autocrypt Level 1 2.7). The message given is already sanitized (protocol/outgoing-headers.ts)
 // and carries the sender's Autocrypt header.

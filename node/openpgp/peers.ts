@@ -1,8 +1,8 @@
-// What the node knows of each correspondent's keys (spec/openpgp.md 3 and 4): the Autocrypt
+// What the node knows of each correspondent's keys (spec/openpgp.md 2 and 3): the Autocrypt
 // peer state (protocol/autocrypt.ts) and, on top of it, trust on first use: the first key seen
 // for an address is pinned; a different key later is kept aside as "changed" until the owner
 // decides; the owner may mark the pinned key verified after comparing fingerprints. Also the
-// onion route the peer announced in signed mail (spec/openpgp.md 7).
+// onion route the peer announced in signed mail (spec/smtorp.md 9).
 //
 // Kept in the vault as sealed records (spec/node-data.md): "openpgp-peer/<address>" per peer
 // and "openpgp/peers", the list of addresses. All of it is also held in memory from the first
@@ -28,8 +28,12 @@ export interface PeerRecord {
   /** Autocrypt Level 1 peer state; keydata as base64. */
   autocrypt: StoredPeerState
   pinned?: PinnedKey
-  /** A key that differs from the pinned one, seen in the peer's mail, waiting for the owner. */
-  changed?: PinnedKey & { seenAt: number }
+  /**
+   * A key that differs from the pinned one, seen in the peer's mail, waiting for the owner;
+   * `keptOldAt`: the owner chose to keep the pinned key (the changed one stays listed, and
+   * its mail stays marked, until accepted or replaced by another).
+   */
+  changed?: PinnedKey & { seenAt: number, keptOldAt?: number }
   /** "local@<56>.onion": where mail for this address may go directly over Tor. */
   route?: { mailbox: string, learnedAt: number }
 }

@@ -59,7 +59,7 @@ export interface MessageSecurity {
   /** Fingerprint of the key that made a good or bad signature; key id (16 hex) for an unknown one. */
   signer?: string
   /**
-   * The signer key against what is known of the From address (TOFU, spec/openpgp.md 4):
+   * The signer key against what is known of the From address (TOFU, spec/openpgp.md 3):
    * 'verified' (the owner compared fingerprints), 'pinned' (the key first seen for it),
    * 'first-seen' (pinned by this very message), 'changed' (not the pinned key), 'other'
    * (a good signature by a key that is not the sender's).

@@ -3,6 +3,10 @@
 //
 // Settings the UI changes live in the vault as sealed records (kind "settings"): the relay
 // (with its password) and the UI's own settings. They are read at each unlock.
+//
+// OpenPGP (node/openpgp/): mail written here is signed, and encrypted as the owner chose, before
+// it is stored in the Outbox; a message is shown (and its attachments given) from its decrypted
+// or verified content; the owner's key and the correspondents' keys are managed here.
 import { statfs } from 'node:fs/promises'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -15,14 +19,15 @@ import type { TorService } from '../tor/index.ts'
 import type { DeliveryService } from '../delivery/index.ts'
 import { testRelay } from '../delivery/relay-test.ts'
 import type { CredentialStore } from '../submission/credentials.ts'
-import type { StoredMessageMeta } from '../store/mail-store.ts'
+import type { StoredMessage, StoredMessageMeta, MessageSecurity as StoredSecurity } from '../store/mail-store.ts'
+import { flagsForChoice, type OpenPgp, type OwnKeyInfo, type PeerSummary, type EncryptionChoice } from '../openpgp/index.ts'
 import { readableMessage, attachmentContent, attachmentContents, MAX_TEXT_CHARS } from '../mail-view/index.ts'
 import { addressesAsTyped, buildMessage, ComposeError, replyDraft, DRAFT_HEADERS, type DraftInput } from '../compose/index.ts'
 import { parseAddress, AddressError } from '../../protocol/address.ts'
 import { decodeEncodedWords, headerValue, summarizeHeaders } from '../../protocol/message.ts'
 import type {
   UiNode, Health, FolderName, FolderSummary, MessagePage, MessageSummary, ReadableMessage, Draft, Route,
-  OutboxEntry, OutboxRecipient, RelaySettings, UiSettings, UnlockSecret, Credential
+  OutboxEntry, OutboxRecipient, RelaySettings, UiSettings, UnlockSecret, Credential, MessageSecurity, OwnKey, Contact
 } from '../../ui/node-api.ts'
 import { FOLDER_NAMES } from '../../ui/node-api.ts'
 
@@ -32,6 +37,8 @@ export interface UiBackendInit {
   configRelay?: RelayConfig
   maxMessageBytes: number
   submission: { host: string }
+  /** The address mail written here is sent from (From): config.openpgp.address; the onion one when not given. */
+  sendAs?: string
 }
 
 export interface UiBackendComponents {
@@ -42,6 +49,8 @@ export interface UiBackendComponents {
   tor: TorService
   delivery: DeliveryService
   credentials: CredentialStore
+  /** Signs and encrypts what is sent here, decrypts and verifies what is shown. */
+  openpgp: OpenPgp
   submissionPort: () => number
   socksEndpoint: () => { host: string, port: number }
   /** The node's scrub (one at a time), reporting progress. */
@@ -64,10 +73,41 @@ const DEFAULT_UI_SETTINGS: UiSettings = { autoLockMinutes: 15 }
 const FINISHED_VISIBLE_MS = 60 * 60_000
 const DISK_USE_CACHE_MS = 30_000
 const DRAFT_REPLY_HEADER = 'X-Smtorp-Draft-Reply-To'
+/** The owner's encryption choice on a saved draft ("yes" or "no"; absent: automatic). */
+const DRAFT_ENCRYPT_HEADER = 'X-Smtorp-Draft-Encrypt'
 const MAX_ROUTES_SHOWN = 50
+/** Changed keys the owner chose not to accept (address → fingerprint and when): a settings record. */
+
+function securityView (security: StoredSecurity | undefined): MessageSecurity | undefined {
+  if (security === undefined) return undefined
+  if (!security.encrypted && security.signature === 'none' && security.problem === undefined) return undefined
+  return {
+    encrypted: security.encrypted,
+    signature: security.signature,
+    ...(security.decrypted !== undefined ? { decrypted: security.decrypted } : {}),
+    ...(security.signer !== undefined ? { signer: security.signer } : {}),
+    ...(security.keyState !== undefined ? { keyState: security.keyState } : {}),
+    ...(security.problem !== undefined ? { problem: security.problem } : {})
+  }
+}
+
+function ownKeyView (info: OwnKeyInfo): OwnKey {
+  return { fingerprint: info.fingerprint, created: info.created.getTime(), addresses: info.addresses, armoredPublicKey: info.armoredPublicKey }
+}
+
+function badRequest (err: unknown): Error {
+  const e = err as Error
+  // Key errors are sentences for the owner; they are shown on the page they came from.
+  if (e.name === 'OpenPgpKeyError' || e.name === 'KeyLookupError' || e.name === 'EncryptionRefusedError') return Object.assign(e, { statusCode: 400 })
+  return e
+}
 
 export function uiBackend (init: UiBackendInit, components: UiBackendComponents): UiBackend {
   const { vault, queue, tor, identity } = components
+  const openpgp = components.openpgp
+  const sendAs = init.sendAs ?? identity.address
+  const sendAsDomain = sendAs.slice(sendAs.lastIndexOf('@') + 1)
+  const ownAddresses = new Set([identity.address.toLowerCase(), sendAs.toLowerCase()])
   const log = components.logger.child({ component: 'ui-backend' })
   let scrubProgress: { done: number, total: number } | undefined
   let relay: RelayConfig | undefined = init.configRelay
@@ -93,7 +133,33 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       size: meta.size,
       seen: meta.flags.includes('\\Seen'),
       flagged: meta.flags.includes('\\Flagged'),
-      ...(thread !== undefined && thread !== '' ? { threadSize: vault.threadSize(thread) } : {})
+      ...(thread !== undefined && thread !== '' ? { threadSize: vault.threadSize(thread) } : {}),
+      ...withSecurity(meta.security)
+    }
+  }
+
+  function withSecurity (security: StoredSecurity | undefined): { security?: MessageSecurity } {
+    const view = securityView(security)
+    return view !== undefined ? { security: view } : {}
+  }
+
+  /**
+   * The message as the owner reads it: decrypted or verified by OpenPGP when it is protected
+   * (the stored bytes are never changed). The security is the one recorded when it arrived
+   * (it knows whether the key was the sender's), else what this reading found.
+   */
+  async function shown (message: StoredMessage): Promise<{ raw: Buffer, security?: MessageSecurity, problems: string[] }> {
+    try {
+      const read = await openpgp.readMessage(message.raw)
+      const fresh = securityView(read.security)
+      const security = securityView(message.security) ?? fresh
+      // A problem met now (a key since removed, say) is said even when arrival went well.
+      const problems = fresh?.problem !== undefined && fresh.problem !== security?.problem ? [fresh.problem] : []
+      return { raw: read.display ?? message.raw, ...(security !== undefined ? { security } : {}), problems }
+    } catch (err) {
+      if ((err as Error).name !== 'OpenPgpNotReadyError') log.warn({ message: message.id, err: (err as Error).name }, 'A message could not be read for OpenPGP; it is shown as stored.')
+      const security = securityView(message.security)
+      return { raw: message.raw, ...(security !== undefined ? { security } : {}), problems: security !== undefined ? ['The OpenPGP key is not available right now, so this message is shown as it is stored (encrypted or with its signature unchecked).'] : [] }
     }
   }
 
@@ -121,6 +187,9 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       return { address, kind: 'invalid', description: `not a usable address: ${err instanceof AddressError ? err.message : 'unreadable'}` }
     }
     if (parsed.route === 'onion') return { address, kind: 'onion', description: 'directly over Tor to the recipient\'s own node, end to end' }
+    // spec/smtorp.md 9: their signed mail named an onion mailbox; the queue delivers there.
+    const learned = openpgp.routeOf(address)
+    if (learned !== undefined) return { address, kind: 'onion', learnedRoute: learned, description: `directly over Tor (learned route: their signed mail named ${learned})` }
     if (relay === undefined) return { address, kind: 'none', description: 'no route: this is an ordinary address and no legacy relay is set (Settings)' }
     return { address, kind: 'relay', description: `through the legacy relay ${relay.host}${relay.viaTor ? ' (reached over Tor)' : ''}; from there by ordinary mail` }
   }
@@ -153,6 +222,34 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       }
     }
     return { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body, attachments: draft.attachments, ...(inReplyTo !== undefined ? { inReplyTo } : {}) }
+  }
+
+  /** The addresses of these fields that can be written to, each once, as sending splits them. */
+  function usableAddresses (fields: string[]): string[] {
+    const out = new Map<string, string>()
+    for (const address of fields.flatMap(addressesAsTyped)) {
+      try {
+        const parsed = parseAddress(address)
+        out.set(`${parsed.local}@${parsed.domain}`.toLowerCase(), address)
+      } catch {}
+    }
+    return [...out.values()]
+  }
+
+  async function repliesToEncrypted (draft: Draft): Promise<boolean> {
+    return draft.inReplyToId !== undefined && (await metaOf(draft.inReplyToId).catch(() => undefined))?.security?.encrypted === true
+  }
+
+  function contactOf (peer: PeerSummary): Contact {
+    return {
+      address: peer.address,
+      ...(peer.lastSeen !== undefined ? { lastSeen: peer.lastSeen } : {}),
+      ...(peer.preferEncrypt !== undefined ? { preferEncrypt: peer.preferEncrypt } : {}),
+      ...(peer.pinned !== undefined ? { pinned: { ...peer.pinned } } : {}),
+      ...(peer.changed !== undefined ? { changed: { ...peer.changed } } : {}),
+      gossipOnly: peer.gossipOnly,
+      ...(peer.route !== undefined ? { route: peer.route } : {})
+    }
   }
 
   async function dataDirBytes (): Promise<number> {
@@ -263,12 +360,14 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     async readMessage (id): Promise<ReadableMessage | undefined> {
       const message = await vault.get(id)
       if (message === undefined) return undefined
-      const content = await readableMessage(message.raw)
+      const view = await shown(message)
+      const content = await readableMessage(view.raw)
       return {
         summary: summaryOf(message),
         from: content.from, to: content.to, cc: content.cc, replyTo: content.replyTo,
         ...(content.messageId !== undefined ? { messageId: content.messageId } : {}),
-        text: content.text, fromHtml: content.fromHtml, attachments: content.attachments, problems: content.problems
+        text: content.text, fromHtml: content.fromHtml, attachments: content.attachments, problems: [...view.problems, ...content.problems],
+        ...(view.security !== undefined ? { security: view.security } : {})
       }
     },
 
@@ -283,7 +382,8 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
 
     async attachment (id, index) {
       const message = await vault.get(id)
-      return message === undefined ? undefined : await attachmentContent(message.raw, index)
+      // The attachments listed are those of the decrypted content: the same content gives them.
+      return message === undefined ? undefined : await attachmentContent((await shown(message)).raw, index)
     },
 
     setSeen: async (id, seen) => { await vault.setFlag(id, '\\Seen', seen) },
@@ -297,7 +397,7 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     },
     emptyTrash: async () => await vault.emptyFolder('Trash'),
 
-    routesFor (fields) {
+    routesFor (fields, options = {}) {
       const seen = new Set<string>()
       const routes: Route[] = []
       for (const address of fields.flatMap(addressesAsTyped)) {
@@ -307,23 +407,55 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
         routes.push(routeFor(address))
         if (routes.length >= MAX_ROUTES_SHOWN) break
       }
+      const usable = routes.filter(r => r.kind !== 'invalid')
+      const security = openpgp.recipientSecurity(usable.map(r => r.address), options)
+      usable.forEach((route, i) => {
+        const s = security[i]
+        if (s === undefined) return
+        // Mail to oneself is encrypted to one's own key (openpgp prepareOutgoing).
+        if (ownAddresses.has(s.address.toLowerCase())) {
+          route.key = { state: 'verified', recommendation: 'encrypt' }
+          return
+        }
+        route.key = {
+          state: s.key,
+          recommendation: s.recommendation,
+          ...(s.fingerprint !== undefined ? { fingerprint: s.fingerprint } : {}),
+          ...(s.changedKey !== undefined ? { changedKey: s.changedKey } : {})
+        }
+      })
       return routes
+    },
+
+    wouldEncrypt (fields, options = {}) {
+      const addresses = usableAddresses(fields)
+      return addresses.length > 0 && openpgp.wouldEncrypt(addresses, options)
     },
 
     async draftFrom (id, mode) {
       const message = await vault.get(id)
       if (message === undefined) throw Object.assign(new Error('There is no such message to answer.'), { statusCode: 404 })
-      const content = await readableMessage(message.raw)
-      const draft = replyDraft(content, mode, identity.address)
+      // An encrypted message is quoted and forwarded from its decrypted content.
+      const view = await shown(message)
+      const content = await readableMessage(view.raw)
+      // Neither of the owner's addresses (the onion one, the ordinary one mail is sent as) is answered.
+      const notOwn = (m: { address: string }): boolean => !ownAddresses.has(m.address.toLowerCase())
+      const draft = replyDraft({ ...content, to: content.to.filter(notOwn), cc: content.cc.filter(notOwn) }, mode, sendAs)
       const base = { to: draft.to, cc: draft.cc, bcc: draft.bcc, subject: draft.subject, body: draft.body }
-      if (mode !== 'forward') return { ...base, attachments: [], inReplyToId: id }
+      // Autocrypt Level 1 2.4: a reply to an encrypted message is encrypted when it can be.
+      const encrypt = view.security?.encrypted === true ? { encrypt: true } : {}
+      if (mode !== 'forward') return { ...base, attachments: [], inReplyToId: id, ...encrypt }
       // A forward offers the original's attachments (the form posts back which to keep).
-      return { ...base, attachments: await attachmentContents(message.raw), forwardOfId: id }
+      return { ...base, attachments: await attachmentContents(view.raw), forwardOfId: id, ...encrypt }
     },
 
     async saveDraft (draft, replaces) {
-      const built = await buildMessage(await draftInput(draft), { address: identity.address }, { domain: identity.domain, maxBytes: init.maxMessageBytes, draft: true })
-      const raw = draft.inReplyToId !== undefined ? Buffer.concat([Buffer.from(`${DRAFT_REPLY_HEADER}: ${draft.inReplyToId}\r\n`), built.raw]) : built.raw
+      const built = await buildMessage(await draftInput(draft), { address: sendAs }, { domain: sendAsDomain, maxBytes: init.maxMessageBytes, draft: true })
+      const local = [
+        ...(draft.inReplyToId !== undefined ? [`${DRAFT_REPLY_HEADER}: ${draft.inReplyToId}\r\n`] : []),
+        ...(draft.encrypt !== undefined ? [`${DRAFT_ENCRYPT_HEADER}: ${draft.encrypt ? 'yes' : 'no'}\r\n`] : [])
+      ]
+      const raw = local.length > 0 ? Buffer.concat([Buffer.from(local.join('')), built.raw]) : built.raw
       const stored = await vault.add({ folder: 'Drafts', raw, from: identity.address, to: [], flags: ['\\Seen', '\\Draft'] })
       if (replaces !== undefined && (await metaOf(replaces))?.folder === 'Drafts') await vault.remove(replaces)
       return stored.meta.id
@@ -335,6 +467,7 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
       const content = await readableMessage(message.raw)
       const attachments = await attachmentContents(message.raw)
       const replyTo = headerValue(message.raw, DRAFT_REPLY_HEADER)
+      const encrypt = headerValue(message.raw, DRAFT_ENCRYPT_HEADER)
       const field = (name: string): string => decodeEncodedWords(headerValue(message.raw, name) ?? '')
       return {
         to: field(DRAFT_HEADERS.to),
@@ -343,17 +476,68 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
         subject: content.subject,
         body: content.text,
         attachments,
-        ...(replyTo !== undefined && /^[0-9]{16}$/.test(replyTo) ? { inReplyToId: replyTo } : {})
+        ...(replyTo !== undefined && /^[0-9]{16}$/.test(replyTo) ? { inReplyToId: replyTo } : {}),
+        ...(encrypt === 'yes' || encrypt === 'no' ? { encrypt: encrypt === 'yes' } : {})
       }
     },
 
     async send (draft, fromDraft) {
-      const built = await buildMessage(await draftInput(draft), { address: identity.address }, { domain: identity.domain, maxBytes: init.maxMessageBytes })
-      const stored = await vault.add({ folder: 'Outbox', raw: built.raw, from: identity.address, to: built.envelope.to, messageId: built.messageId, flags: ['\\Seen'] })
-      const entry = await queue.enqueue({ storeId: stored.meta.id, from: identity.address, to: built.envelope.to, messageId: built.messageId, raw: built.raw })
+      const built = await buildMessage(await draftInput(draft), { address: sendAs }, { domain: sendAsDomain, maxBytes: init.maxMessageBytes })
+      const choice: EncryptionChoice = draft.encrypt === true ? 'encrypt' : draft.encrypt === false ? 'sign' : 'auto'
+      // Refused (EncryptionRefusedError) before anything is stored: the caller keeps the draft.
+      const prepared = await openpgp.prepareOutgoing(built.raw, built.envelope.to, choice, { replyToEncrypted: await repliesToEncrypted(draft) })
+      // The envelope sender to peers is always the onion address (spec/smtorp.md 3.4); the
+      // Outbox keeps the readable message, each recipient is sent its signed or encrypted copy.
+      const flags = ['\\Seen', ...flagsForChoice(choice)]
+      const stored = await vault.add({ folder: 'Outbox', raw: prepared.stored, from: identity.address, to: built.envelope.to, messageId: prepared.messageId, flags })
+      const entry = await queue.enqueue({ storeId: stored.meta.id, from: identity.address, to: built.envelope.to, messageId: prepared.messageId, raw: prepared.stored, ...(prepared.copies !== undefined ? { copies: prepared.copies } : {}) })
       if (fromDraft !== undefined && (await metaOf(fromDraft))?.folder === 'Drafts') await vault.remove(fromDraft)
-      log.info({ queue: entry.id, recipients: built.envelope.to.length }, 'A message written in the web UI was queued.')
+      log.info({ queue: entry.id, recipients: built.envelope.to.length, encrypted: prepared.encrypted, signed: prepared.signed }, 'A message written in the web UI was queued.')
       return entry.id
+    },
+
+    ownKey: async () => ownKeyView(await openpgp.ownKey()),
+    async exportSecretKey (passphrase) {
+      try {
+        const armored = await openpgp.exportSecretKey(passphrase)
+        log.info('The owner exported a backup of their OpenPGP secret key.')
+        return armored
+      } catch (err) { throw badRequest(err) }
+    },
+    async importSecretKey (armored, passphrase) {
+      try {
+        return ownKeyView(await openpgp.importSecretKey(armored, passphrase))
+      } catch (err) { throw badRequest(err) }
+    },
+    regenerateKey: async () => ownKeyView(await openpgp.regenerateKey()),
+    async revokeKey () {
+      const { revokedPublicKey, newKey } = await openpgp.revokeKey()
+      return { revokedPublicKey, newKey: ownKeyView(newKey) }
+    },
+
+    async contacts () {
+      return openpgp.peers().map(contactOf)
+    },
+    async verifyContact (address, fingerprint) {
+      try { await openpgp.verifyPeer(address, fingerprint) } catch (err) { throw badRequest(err) }
+      log.info('The owner marked a correspondent\'s key verified.')
+    },
+    async acceptChangedKey (address, fingerprint) {
+      try { await openpgp.acceptChangedKey(address, fingerprint) } catch (err) { throw badRequest(err) }
+    },
+    async keepOldKey (address, fingerprint) {
+      try { await openpgp.keepPinnedKey(address, fingerprint) } catch (err) { throw badRequest(err) }
+    },
+    async importContactKey (armored, address) {
+      try {
+        return (await openpgp.importPeerKey(armored, address)).map(contactOf)
+      } catch (err) { throw badRequest(err) }
+    },
+    async lookupKey (address) {
+      try {
+        const result = await openpgp.lookupKey(address)
+        return { found: result.found.map(k => ({ source: k.source, fingerprint: k.fingerprint, userIds: k.userIds, created: k.created.getTime(), armoredPublicKey: k.armoredPublicKey })), problems: result.problems }
+      } catch (err) { throw badRequest(err) }
     },
 
     async outbox (): Promise<OutboxEntry[]> {

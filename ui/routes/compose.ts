@@ -1,9 +1,15 @@
 // Writing: a new message, a reply, reply-all, a forward, or a saved draft; the route each
-// recipient will take, shown while typing; send (into the outbound queue) or save as a draft.
+// recipient will take and the key mail to them is encrypted to, shown while typing; the
+// Encrypt choice; send (signed, encrypted as chosen, into the outbound queue) or save as a draft.
+//
+// Encrypt: until the owner changes the box, it follows Autocrypt's recommendation for the
+// recipients typed (and is on for a reply to encrypted mail); a saved draft keeps a choice the
+// owner made. What the box shows when Send is pressed is what happens: ticked, the message is
+// encrypted or refused (naming who has no key, the draft kept); unticked, signed only.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { RouteContext } from '../server.ts'
-import type { Draft, DraftAttachment } from '../node-api.ts'
-import { composeView, routesFragment } from '../views/compose.ts'
+import type { Draft, DraftAttachment, Route, UiNode } from '../node-api.ts'
+import { composeView, routesUpdate, type EncryptionView } from '../views/compose.ts'
 
 const ID = /^[0-9]{1,20}$/
 
@@ -25,8 +31,25 @@ function text (fields: Map<string, Field[]>, name: string): string {
   return typeof v === 'string' ? v : ''
 }
 
+/** Whether the message answered was encrypted (Autocrypt Level 1 2.4: then encrypt the reply if possible). */
+async function repliesToEncrypted (node: UiNode, inReplyToId: string | undefined): Promise<boolean> {
+  return inReplyToId !== undefined && (await node.summary(inReplyToId))?.security?.encrypted === true
+}
+
+/** The Encrypt box for a draft: the choice it carries, else the recommendation. */
+function encryptionOf (node: UiNode, draft: Draft, replyToEncrypted: boolean): EncryptionView {
+  if (draft.encrypt !== undefined) return { encrypt: draft.encrypt, touched: true }
+  return { encrypt: node.wouldEncrypt([draft.to, draft.cc, draft.bcc], { replyToEncrypted }), touched: false }
+}
+
 export function composeRoutes (fastify: FastifyInstance, context: RouteContext): void {
   const { node } = context
+
+  /** The routes and the Encrypt box of a form; `encryption` as the form was posted, if it was. */
+  async function form (draft: Draft, encryption?: EncryptionView): Promise<{ routes: Route[], encryption: EncryptionView }> {
+    const replyToEncrypted = await repliesToEncrypted(node, draft.inReplyToId)
+    return { routes: node.routesFor([draft.to, draft.cc, draft.bcc], { replyToEncrypted }), encryption: encryption ?? encryptionOf(node, draft, replyToEncrypted) }
+  }
 
   fastify.get<{ Querystring: { reply?: string, mode?: string, draft?: string } }>('/compose', async (request, reply) => {
     const q = request.query
@@ -45,7 +68,7 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
     return context.send(request, reply, {
       title: 'Write',
       nav: 'compose',
-      body: composeView({ draft, ...(draftId !== undefined ? { draftId } : {}), routes: node.routesFor([draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, ...(flash !== undefined ? { notice: flash } : {}) })
+      body: composeView({ draft, ...(draftId !== undefined ? { draftId } : {}), ...await form(draft), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, ...(flash !== undefined ? { notice: flash } : {}) })
     })
   })
 
@@ -53,9 +76,15 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
   // long message does not look idle to auto-lock (and get lost with the session).
   fastify.post('/compose/alive', async (_request, reply) => await reply.code(204).send())
 
-  fastify.post<{ Body: { to?: string, cc?: string, bcc?: string } }>('/compose/routes', async (request, reply) => {
+  fastify.post<{ Body: { to?: string, cc?: string, bcc?: string, encrypt?: string, encryptTouched?: string, inReplyToId?: string } }>('/compose/routes', async (request, reply) => {
     const b = request.body ?? {}
-    return await reply.type('text/html; charset=utf-8').send(routesFragment(node.routesFor([String(b.to ?? ''), String(b.cc ?? ''), String(b.bcc ?? '')])).value)
+    const fields = [String(b.to ?? ''), String(b.cc ?? ''), String(b.bcc ?? '')]
+    const inReplyToId = typeof b.inReplyToId === 'string' && ID.test(b.inReplyToId) ? b.inReplyToId : undefined
+    const replyToEncrypted = await repliesToEncrypted(node, inReplyToId)
+    const encryption: EncryptionView = b.encryptTouched === '1'
+      ? { encrypt: b.encrypt === '1', touched: true }
+      : { encrypt: node.wouldEncrypt(fields, { replyToEncrypted }), touched: false }
+    return await reply.type('text/html; charset=utf-8').send(routesUpdate(node.routesFor(fields, { replyToEncrypted }), encryption).value)
   })
 
   fastify.post('/compose', async (request: FastifyRequest, reply) => {
@@ -94,12 +123,18 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
       ...(inReplyToId !== undefined ? { inReplyToId } : {})
     }
     const action = text(fields, 'action') === 'save' ? 'save' : 'send'
+    // A form without the Encrypt box (another client) leaves the choice to the node.
+    const posted: EncryptionView | undefined = text(fields, 'encryptShown') === '1' ? { encrypt: text(fields, 'encrypt') === '1', touched: text(fields, 'encryptTouched') === '1' } : undefined
+    // A draft keeps only a choice the owner made; sending does what the box showed.
+    if (posted !== undefined && (action === 'send' || posted.touched)) draft.encrypt = posted.encrypt
+    const asDraft: Draft = { ...draft }
+    if (posted?.touched !== true) delete asDraft.encrypt
     const truncated = [...fields.values()].flat().some(f => f.valueTruncated === true)
     try {
       // A field cut by the size limit would be sent cut, silently.
       if (truncated) throw new Error('the message is bigger than this node takes')
       if (action === 'save') {
-        const id = await node.saveDraft(draft, draftId)
+        const id = await node.saveDraft(asDraft, draftId)
         context.flash(request, 'The draft is saved.')
         return await reply.redirect(`/compose?draft=${id}`, 303)
       }
@@ -114,7 +149,7 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
       let note = ''
       if (action === 'send' && !truncated) {
         try {
-          saved = await node.saveDraft(draft, draftId)
+          saved = await node.saveDraft(asDraft, draftId)
           note = ' It is saved in Drafts.'
         } catch (saveErr) {
           context.logger.error({ err: (saveErr as Error).message }, 'A message that could not be sent could not be saved as a draft either.')
@@ -130,7 +165,7 @@ export function composeRoutes (fastify: FastifyInstance, context: RouteContext):
       return context.send(request, reply.code(400), {
         title: 'Write',
         nav: 'compose',
-        body: composeView({ draft: shown, ...(shownId !== undefined ? { draftId: shownId } : {}), routes: node.routesFor([draft.to, draft.cc, draft.bcc]), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, error: `${action === 'save' ? 'Not saved' : 'Not sent'}: ${e.message.endsWith('.') ? e.message : `${e.message}.`}${note}` })
+        body: composeView({ draft: shown, ...(shownId !== undefined ? { draftId: shownId } : {}), ...await form(shown, posted), csrfToken: context.session(request).csrfToken, maxUploadBytes: context.maxUploadBytes, error: `${action === 'save' ? 'Not saved' : 'Not sent'}: ${e.message.endsWith('.') ? e.message : `${e.message}.`}${note}` })
       })
     }
     context.flash(request, 'Your message is queued. Follow its delivery here.')

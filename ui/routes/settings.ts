@@ -1,9 +1,15 @@
-// Settings: the legacy relay (with a connection test), per-device submission credentials,
-// the passphrase, and the auto-lock time.
+// Settings: the owner's OpenPGP key (download the public key, back up and replace the secret
+// key, make a new one, revoke), the legacy relay (with a connection test), per-device
+// submission credentials, the passphrase, and the auto-lock time.
+//
+// Secrets (the backup passphrase, a secret key pasted in) are never logged and never put back
+// in a page: a form that failed comes back empty. The secret key leaves only as the download
+// the owner asked for, locked with their passphrase.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { RouteContext } from '../server.ts'
 import type { RelaySettings } from '../node-api.ts'
 import { relayTestResult, settingsView, type SettingsView } from '../views/settings.ts'
+import { formatFingerprint } from '../views/security.ts'
 
 type Form = Record<string, string | undefined>
 
@@ -28,7 +34,7 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
 
   async function render (request: FastifyRequest, reply: FastifyReply, extra: Partial<SettingsView> = {}): Promise<FastifyReply> {
     // The rest of the page must stay usable when the credentials cannot be read.
-    const [relay, credentials, ui, health] = await Promise.all([node.relaySettings(), node.credentials().catch((err: Error) => err), node.uiSettings(), node.health()])
+    const [relay, credentials, ui, health, ownKey] = await Promise.all([node.relaySettings(), node.credentials().catch((err: Error) => err), node.uiSettings(), node.health(), node.ownKey().catch((err: Error) => err)])
     const flash = context.takeFlash(request)
     const view: SettingsView = {
       ...(relay !== undefined ? { relay } : {}),
@@ -36,6 +42,7 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
       ...(credentials instanceof Error ? { credentialsProblem: credentials.message } : {}),
       ui,
       submission: health.submission,
+      ...(ownKey instanceof Error ? { ownKeyProblem: ownKey.message } : { ownKey }),
       csrfToken: context.session(request).csrfToken,
       ...(flash !== undefined ? { result: { ok: true, text: flash } } : {}),
       ...extra
@@ -44,6 +51,75 @@ export function settingsRoutes (fastify: FastifyInstance, context: RouteContext)
   }
 
   fastify.get('/settings', async (request, reply) => await render(request, reply))
+
+  /** An armored key as a file download, never shown as a page. */
+  function download (reply: FastifyReply, filename: string, armored: string): FastifyReply {
+    return reply
+      .header('Content-Type', 'application/pgp-keys')
+      .header('Content-Disposition', `attachment; filename="${filename}"`)
+      .header('Content-Security-Policy', "default-src 'none'; sandbox")
+      .send(armored)
+  }
+
+  /** A key operation whose mistakes (a short passphrase, a key that is not one) the owner reads on the page. */
+  async function keyAction (request: FastifyRequest, reply: FastifyReply, work: () => Promise<FastifyReply | string>): Promise<FastifyReply> {
+    let done: FastifyReply | string
+    try {
+      done = await work()
+    } catch (err) {
+      const e = err as Error & { statusCode?: number }
+      if (e.statusCode !== 400 && e.name !== 'OpenPgpKeyError') throw e
+      return await render(request, reply.code(400), { result: { ok: false, text: e.message } })
+    }
+    if (typeof done !== 'string') return done
+    context.flash(request, done)
+    return await reply.redirect('/settings', 303)
+  }
+
+  fastify.get('/settings/openpgp/public-key', async (_request, reply) => {
+    const key = await node.ownKey()
+    return download(reply, `${key.fingerprint}.asc`, key.armoredPublicKey)
+  })
+
+  fastify.post<{ Body: Form }>('/settings/openpgp/export', async (request, reply) => {
+    const { passphrase = '', repeat = '' } = request.body ?? {}
+    return await keyAction(request, reply, async () => {
+      if (passphrase !== repeat) throw Object.assign(new Error('The two passphrases differ; nothing was exported.'), { statusCode: 400 })
+      const armored = await node.exportSecretKey(passphrase)
+      const key = await node.ownKey()
+      return download(reply, `${key.fingerprint}-secret-backup.asc`, armored)
+    })
+  })
+
+  fastify.post<{ Body: Form }>('/settings/openpgp/import', async (request, reply) => {
+    const { armored = '', passphrase = '' } = request.body ?? {}
+    return await keyAction(request, reply, async () => {
+      const key = await node.importSecretKey(armored, passphrase === '' ? undefined : passphrase)
+      context.logger.info('The owner replaced their OpenPGP key from the web UI.')
+      return `Your key is now ${formatFingerprint(key.fingerprint)}. The old one is kept to read old mail.`
+    })
+  })
+
+  fastify.post<{ Body: Form }>('/settings/openpgp/regenerate', async (request, reply) => {
+    return await keyAction(request, reply, async () => {
+      if (request.body?.confirm !== '1') throw Object.assign(new Error('Nothing was changed: tick the box to confirm.'), { statusCode: 400 })
+      const key = await node.regenerateKey()
+      return `Your new key is ${formatFingerprint(key.fingerprint)}. The old one is kept to read old mail.`
+    })
+  })
+
+  fastify.post<{ Body: Form }>('/settings/openpgp/revoke', async (request, reply) => {
+    if (request.body?.confirm !== '1') return await render(request, reply.code(400), { result: { ok: false, text: 'Nothing was revoked: tick the box to confirm.' } })
+    const { revokedPublicKey, newKey } = await node.revokeKey()
+    context.session(request).revokedPublicKey = revokedPublicKey
+    return await render(request, reply, { revokedPublicKey, result: { ok: true, text: `The key is revoked. Your new key is ${formatFingerprint(newKey.fingerprint)}.` } })
+  })
+
+  fastify.get('/settings/openpgp/revoked-key', async (request, reply) => {
+    const revoked = context.session(request).revokedPublicKey
+    if (revoked === undefined) throw Object.assign(new Error('There is no revoked key to download in this session.'), { statusCode: 404 })
+    return download(reply, 'revoked-public-key.asc', revoked)
+  })
 
   fastify.post<{ Body: Form }>('/settings/relay', async (request, reply) => {
     const form = request.body ?? {}

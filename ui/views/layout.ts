@@ -10,6 +10,7 @@ const NAV: Array<[string, string, string]> = [
   ['mail', '/mail/Inbox', 'Mail'],
   ['compose', '/compose', 'Write'],
   ['outbox', '/outbox', 'Outbox'],
+  ['contacts', '/contacts', 'Contacts'],
   ['dashboard', '/dashboard', 'Node'],
   ['settings', '/settings', 'Settings']
 ]

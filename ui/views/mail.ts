@@ -1,6 +1,7 @@
 import { html, type Html } from '../html.ts'
 import { FOLDER_NAMES, type FolderName, type FolderSummary, type Mailbox, type MessagePage, type MessageSummary, type ReadableMessage } from '../node-api.ts'
 import { csrfField, formatBytes, formatDate, notice } from './layout.ts'
+import { listBadges, messageSecurity } from './security.ts'
 
 /** Where a message may be moved by hand: not into Outbox (only sending puts mail there) nor Drafts (a received message is not the owner's draft). */
 export const MOVE_TARGETS: readonly FolderName[] = FOLDER_NAMES.filter(f => f !== 'Outbox' && f !== 'Drafts')
@@ -33,7 +34,7 @@ export function messageRows (page: MessagePage, more: Html): Html {
 <tbody>
 ${page.messages.map(m => html`<tr class="${m.seen ? 'read' : 'unread'}">
 <td><bdi>${senderOrRecipients(m)}</bdi></td>
-<td><a href="${m.folder === 'Drafts' ? `/compose?draft=${m.id}` : `/message/${m.id}`}"><bdi>${m.subject === '' ? '(no subject)' : m.subject}</bdi></a>${m.flagged ? html` <span class="badge">flagged</span>` : ''}${!m.seen ? html` <span class="badge">unread</span>` : ''}${(m.threadSize ?? 1) > 1 ? html` <span class="badge">${m.threadSize} in thread</span>` : ''}</td>
+<td><a href="${m.folder === 'Drafts' ? `/compose?draft=${m.id}` : `/message/${m.id}`}"><bdi>${m.subject === '' ? '(no subject)' : m.subject}</bdi></a>${m.flagged ? html` <span class="badge">flagged</span>` : ''}${!m.seen ? html` <span class="badge">unread</span>` : ''}${(m.threadSize ?? 1) > 1 ? html` <span class="badge">${m.threadSize} in thread</span>` : ''}${listBadges(m.security)}</td>
 <td>${formatDate(m.date)}</td>
 <td>${formatBytes(m.size)}</td>
 </tr>`)}
@@ -96,6 +97,7 @@ ${folderList(view.folders, s.folder)}
 <article aria-labelledby="subject">
 <h1 id="subject"><bdi>${s.subject === '' ? '(no subject)' : s.subject}</bdi></h1>
 ${notice('ok', view.notice)}
+${messageSecurity(m.security, m.from.length === 1 ? m.from[0]!.address : undefined)}
 ${m.problems.length > 0 ? html`<div class="notice warning" role="alert"><p>This message could not be read completely:</p><ul>${m.problems.map(p => html`<li>${p}</li>`)}</ul></div>` : ''}
 <dl class="facts">
 <dt>From</dt><dd><bdi>${mailboxes(m.from) || s.from}</bdi></dd>

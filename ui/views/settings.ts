@@ -1,6 +1,7 @@
 import { html, type Html } from '../html.ts'
-import type { Credential, RelaySettings, UiSettings } from '../node-api.ts'
+import type { Credential, OwnKey, RelaySettings, UiSettings } from '../node-api.ts'
 import { csrfField, formatDate, notice } from './layout.ts'
+import { formatFingerprint } from './security.ts'
 
 export interface SettingsView {
   relay?: RelaySettings
@@ -14,6 +15,69 @@ export interface SettingsView {
   result?: { ok: boolean, text: string }
   /** A password just made: shown once. */
   newCredential?: { credential: Credential, password: string }
+  /** The owner's OpenPGP key, or why it cannot be shown. */
+  ownKey?: OwnKey
+  ownKeyProblem?: string
+  /** Just revoked: the revoked public key, to publish. */
+  revokedPublicKey?: string
+}
+
+function ownKeySection (view: SettingsView): Html {
+  const k = view.ownKey
+  return html`<section aria-labelledby="openpgp-heading">
+<h2 id="openpgp-heading">Your OpenPGP key</h2>
+<p>Mail you send is signed with this key, and people encrypt to it. It travels with your mail (Autocrypt), so your correspondents usually have it already.</p>
+${view.revokedPublicKey !== undefined
+  ? html`<div class="notice ok" role="status"><p>The old key is revoked and a new one is in use. Publish the revoked key where the old one was (a keyserver, your Web Key Directory) so that others stop using it.</p>
+<p><a href="/settings/openpgp/revoked-key" download>Download the revoked public key</a></p>
+<label for="revoked-key">Revoked public key</label>
+<textarea id="revoked-key" rows="6" class="armored" readonly>${view.revokedPublicKey}</textarea></div>`
+  : ''}
+${k === undefined
+  ? notice('warning', view.ownKeyProblem ?? 'The key is not loaded yet.')
+  : html`<dl class="facts">
+<dt>Fingerprint</dt><dd class="fingerprint" id="own-fingerprint">${formatFingerprint(k.fingerprint)}</dd>
+<dt>Addresses</dt><dd>${k.addresses.join(', ')}</dd>
+<dt>Made</dt><dd>${formatDate(k.created)}</dd>
+</dl>
+<p><a href="/settings/openpgp/public-key" download>Download your public key</a> <span class="muted">(to give to people, or to publish)</span></p>`}
+
+<h3>Back up your secret key</h3>
+<form method="post" action="/settings/openpgp/export" class="stack">
+${csrfField(view.csrfToken)}
+<label for="export-passphrase">Passphrase for the backup (at least 8 characters)</label>
+<input type="password" id="export-passphrase" name="passphrase" autocomplete="new-password" minlength="8" required>
+<label for="export-repeat">The same again</label>
+<input type="password" id="export-repeat" name="repeat" autocomplete="new-password" minlength="8" required>
+<span class="muted">The file downloaded holds your secret key, locked with this passphrase. Keep both safe: whoever has them can read your mail and sign as you.</span>
+<button type="submit">Download the secret key backup</button>
+</form>
+
+<h3>Use another key</h3>
+<form method="post" action="/settings/openpgp/import" class="stack">
+${csrfField(view.csrfToken)}
+<label for="import-secret">Secret key (the armored text of a backup or of gpg --export-secret-keys --armor)</label>
+<textarea id="import-secret" name="armored" rows="6" class="armored" required spellcheck="false" autocomplete="off"></textarea>
+<label for="import-passphrase">Its passphrase (if it has one)</label>
+<input type="password" id="import-passphrase" name="passphrase" autocomplete="off">
+<span class="muted">The current key is kept to read mail already encrypted to it.</span>
+<button type="submit">Use this key</button>
+</form>
+
+<h3>Make a new key</h3>
+<form method="post" action="/settings/openpgp/regenerate" class="stack">
+${csrfField(view.csrfToken)}
+<label class="inline-label"><input type="checkbox" name="confirm" value="1" required> Make a new key. Your correspondents get it with your next mail; until then they encrypt to the old one, which is kept.</label>
+<button type="submit">Make a new key</button>
+</form>
+
+<h3>Revoke your key</h3>
+<form method="post" action="/settings/openpgp/revoke" class="stack">
+${csrfField(view.csrfToken)}
+<label class="inline-label"><input type="checkbox" name="confirm" value="1" required> Revoke the key (when it may have been stolen, or is no longer used) and make a new one. The old key is kept only to read old mail.</label>
+<button type="submit">Revoke the key</button>
+</form>
+</section>`
 }
 
 export function relayTestResult (result: { ok: boolean, message: string }): Html {
@@ -26,6 +90,8 @@ export function settingsView (view: SettingsView): Html {
     html`<label><input type="checkbox" name="${name}" value="1"${on ? ' checked' : ''}> ${label}</label>`
   return html`<h1>Settings</h1>
 ${view.result !== undefined ? notice(view.result.ok ? 'ok' : 'error', view.result.text) : ''}
+
+${ownKeySection(view)}
 
 <section aria-labelledby="relay-heading">
 <h2 id="relay-heading">Legacy relay (smarthost)</h2>
