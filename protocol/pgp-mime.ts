@@ -244,7 +244,7 @@ export function isContentField (key: string): boolean {
 /**
  * The protected inner entity: a multipart/mixed marked protected-headers="v1" whose header
  * carries the protected fields (and any Autocrypt-Gossip fields), around the original entity
- * (its Content-* fields and body).
+ * (its Content-* fields and body). Every line ends in CRLF, as RFC 3156 5 signs it.
  */
 export function protectedEntity (message: SplitEntity, extraFields: string[]): Buffer {
   const boundary = newBoundary()

@@ -11,6 +11,7 @@
 // its security is recorded in its metadata, the peer state updated, a route learned. The
 // stored bytes are never changed; a view decrypts again when it shows the message.
 import * as openpgp from 'openpgp'
+import { createHash } from 'node:crypto'
 import type { Logger } from '../log/index.ts'
 import type { Folder, MessageSecurity, StoredMessage, StoredMessageMeta } from '../store/mail-store.ts'
 import {
@@ -181,6 +182,9 @@ export interface OpenPgp {
 const OWN_KEY = ['openpgp', 'own-key'] as const
 const WATERMARK = ['openpgp', 'read-through'] as const
 const PROCESS_BATCH = 100
+const PARSED_KEYS_KEPT = 1024
+const RECENT_READS_KEPT = 32
+const RECENT_READ_MAX_BYTES = 1024 * 1024
 
 interface Loaded {
   record: OwnKeyRecord
@@ -305,11 +309,10 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     })
     const fromSelf = from !== undefined && ownAddresses.has(from)
     const existing = from === undefined || fromSelf ? undefined : peers.get(from)
-    const headerKey = header !== undefined ? await publicKeyFromBytes(header.keydata) : undefined
-    const verificationKeys = await verificationKeysFor(headers, from)
+    const headerKey = header !== undefined ? await keyFromKeydata(header.keydata) : undefined
 
-    const read = await readIncoming(message.raw, { decryptionKeys: own.decryptionKeys, verificationKeys })
-    const security: MessageSecurity = { ...read.security }
+    const result = await read(message.raw)
+    const security: MessageSecurity = { ...result.security }
 
     let record: PeerRecord | undefined
     if (from !== undefined && !fromSelf) {
@@ -336,8 +339,8 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       }
       const trusted = security.signature === 'good' && (security.keyState === 'verified' || security.keyState === 'pinned' || security.keyState === 'first-seen')
       // Autocrypt Level 1 2.7: gossip is taken only from encrypted (and here: well-signed) mail.
-      if (trusted && security.decrypted === true) await learnGossip(read.gossip, headers, date, now)
-      const route = trusted ? routeIn(read, from) : undefined
+      if (trusted && security.decrypted === true) await learnGossip(result.gossip, headers, date, now)
+      const route = trusted ? routeIn(result, from) : undefined
       if (route !== undefined && record.route?.mailbox !== route) {
         record.route = { mailbox: route, learnedAt: now }
         log.info({ message: id }, 'Learned an onion route from a correspondent\'s signed mail.')
@@ -347,11 +350,47 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       security.keyState = 'verified'
     }
 
-    const protectedSubject = read.protectedFields?.find(f => f.key === 'subject')
+    const protectedSubject = result.protectedFields?.find(f => f.key === 'subject')
     const plain = !security.encrypted && security.signature === 'none' && security.problem === undefined
     if (!plain || protectedSubject !== undefined) {
       await vault.annotate(id, { security, ...(protectedSubject !== undefined && security.encrypted ? { subject: decodeSubject(fieldValue(protectedSubject)) } : {}) })
     }
+  }
+
+  /** Keys from Autocrypt keydata, parsed once: the same sender's header comes with every message. */
+  const parsedKeys = new Map<string, openpgp.PublicKey | undefined>()
+  async function keyFromKeydata (keydata: Buffer): Promise<openpgp.PublicKey | undefined> {
+    const id = createHash('sha256').update(keydata).digest('base64')
+    if (parsedKeys.has(id)) return parsedKeys.get(id)
+    const key = await publicKeyFromBytes(keydata)
+    if (parsedKeys.size >= PARSED_KEYS_KEPT) parsedKeys.delete(parsedKeys.keys().next().value as string)
+    parsedKeys.set(id, key)
+    return key
+  }
+
+  /**
+   * A message read with the keys that may have signed it. The last few results are kept, so the
+   * reader and the search indexer, which both open a new message, decrypt it once.
+   */
+  const recentReads = new Map<string, Promise<IncomingRead>>()
+  async function read (raw: Buffer): Promise<IncomingRead> {
+    const own = mustBeLoaded()
+    const headers = parseHeaders(raw)
+    const fromAddresses = mailAddresses(headers.find(([k]) => k.toLowerCase() === 'from')?.[1] ?? '')
+    const from = fromAddresses.length === 1 ? fromAddresses[0] : undefined
+    const verificationKeys = await verificationKeysFor(headers, from)
+    const hash = createHash('sha256').update(raw)
+    for (const key of [...verificationKeys, ...own.decryptionKeys]) hash.update(fingerprintOf(key))
+    const id = hash.digest('base64')
+    // The promise is kept, so a second reader that comes while the first decrypts waits for it.
+    const known = recentReads.get(id)
+    if (known !== undefined) return await known
+    const reading = readIncoming(raw, { decryptionKeys: own.decryptionKeys, verificationKeys })
+    if (raw.length <= RECENT_READ_MAX_BYTES) {
+      if (recentReads.size >= RECENT_READS_KEPT) recentReads.delete(recentReads.keys().next().value as string)
+      recentReads.set(id, reading)
+    }
+    return await reading
   }
 
   /**
@@ -366,7 +405,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     return uniqueKeys([
       await peers.pinnedKey(from),
       record?.changed !== undefined ? await openpgp.readKey({ armoredKey: record.changed.armored }) : undefined,
-      header !== undefined ? await publicKeyFromBytes(header.keydata) : undefined
+      header !== undefined ? await keyFromKeydata(header.keydata) : undefined
     ])
   }
 
@@ -375,7 +414,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     for (const g of gossipHeadersFor(gossip, recipients)) {
       const gossipAddress = canonicalAddress(g.addr)
       if (ownAddresses.has(gossipAddress)) continue
-      if (await publicKeyFromBytes(g.keydata) === undefined) continue
+      if (await keyFromKeydata(g.keydata) === undefined) continue
       const record = peers.get(gossipAddress) ?? { address: gossipAddress, autocrypt: {} }
       record.autocrypt = toStored(updateFromGossip(fromStored(record.autocrypt), { ...(date !== undefined ? { date } : {}), keydata: g.keydata }, now))
       await peers.save(record)
@@ -524,9 +563,10 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       vault.setSearchContent(async raw => {
         if (loaded === undefined) await loading
         if (loaded === undefined) return undefined
+        // Only encrypted mail needs another content; signed mail is indexed as it is stored.
         const kind = pgpMimeKind(splitEntity(raw))
-        if (kind === 'none' && !raw.includes('-----BEGIN PGP MESSAGE-----')) return undefined
-        return (await readIncoming(raw, { decryptionKeys: loaded.decryptionKeys, verificationKeys: [] })).display
+        if (kind === 'signed' || (kind === 'none' && !raw.includes('-----BEGIN PGP MESSAGE-----'))) return undefined
+        return (await read(raw)).display
       })
       if (vault.state() === 'unlocked') onUnlock()
     },
@@ -635,13 +675,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     recipientSecurity,
     wouldEncrypt,
     prepareOutgoing,
-    async readMessage (raw) {
-      const own = mustBeLoaded()
-      const headers = parseHeaders(raw)
-      const fromAddresses = mailAddresses(headers.find(([k]) => k.toLowerCase() === 'from')?.[1] ?? '')
-      const from = fromAddresses.length === 1 ? fromAddresses[0] : undefined
-      return await readIncoming(raw, { decryptionKeys: own.decryptionKeys, verificationKeys: await verificationKeysFor(headers, from) })
-    },
+    readMessage: read,
     routeOf (a) {
       try {
         const lower = canonicalAddress(a)

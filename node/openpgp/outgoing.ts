@@ -4,7 +4,7 @@
 // and carries the sender's Autocrypt header.
 import * as openpgp from 'openpgp'
 import {
-  ENCRYPTED_SUBJECT, OUTER_FIELDS_ENCRYPTED, canonicalLineEndings, isContentField, joinEntity,
+  ENCRYPTED_SUBJECT, OUTER_FIELDS_ENCRYPTED, isContentField, joinEntity,
   multipartEncrypted, multipartSigned, protectedEntity, splitEntity, type SplitEntity
 } from '../../protocol/pgp-mime.ts'
 
@@ -33,7 +33,7 @@ export interface OutgoingCopy {
 /** Signed only (RFC 3156 5), one copy for everyone; the Subject stays outside as well as inside. */
 export async function signMessage (raw: Buffer, options: ProtectOptions): Promise<Buffer> {
   const message = splitEntity(raw)
-  const inner = canonicalLineEndings(protectedEntity(message, options.protectedExtra))
+  const inner = protectedEntity(message, options.protectedExtra)
   const armoredSignature = await openpgp.sign({
     message: await openpgp.createMessage({ binary: inner }),
     signingKeys: options.signingKey,
@@ -68,7 +68,7 @@ export async function encryptMessage (raw: Buffer, options: EncryptOptions): Pro
 async function encryptedCopy (message: SplitEntity, options: EncryptOptions, keys: openpgp.PublicKey[], gossip: string[]): Promise<Buffer> {
   // RFC 5322 3.6.3: no copy shows the Bcc field, inside or out.
   const visibleFields = { ...message, fields: message.fields.filter(f => f.key !== 'bcc') }
-  const inner = canonicalLineEndings(protectedEntity(visibleFields, [...options.protectedExtra, ...gossip.map(g => `Autocrypt-Gossip: ${g}`)]))
+  const inner = protectedEntity(visibleFields, [...options.protectedExtra, ...gossip.map(g => `Autocrypt-Gossip: ${g}`)])
   const armored = await openpgp.encrypt({
     message: await openpgp.createMessage({ binary: inner }),
     encryptionKeys: [...keys, options.ownKey],
