@@ -28,7 +28,8 @@ import {
   publicKeyFromBytes, readPublicKey, revokedPublicKey, OpenPgpKeyError, type OwnKeyRecord
 } from './keys.ts'
 import { readIncoming, type IncomingRead } from './incoming.ts'
-import { encryptMessage, signMessage, type OutgoingCopy } from './outgoing.ts'
+import type { OutgoingCopy } from './outgoing.ts'
+import { outgoingPool } from './outgoing-pool.ts'
 import { PeerBook, fromStored, pinnedFrom, toStored, type PeerRecord } from './peers.ts'
 import { lookupKey, type KeyLookupResult } from './key-lookup.ts'
 
@@ -189,6 +190,8 @@ const RECENT_READ_MAX_BYTES = 1024 * 1024
 interface Loaded {
   record: OwnKeyRecord
   key: openpgp.PrivateKey
+  /** The public key, armored, as the workers take it (encrypt-to-self). */
+  armoredPublicKey: string
   /** Current key first, then retired ones. */
   decryptionKeys: openpgp.PrivateKey[]
   /** Keydata of the Autocrypt header, made once. */
@@ -211,6 +214,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
   const ownAddresses = new Set([address, onion])
   const preferEncrypt = init.preferEncrypt ?? 'mutual'
   const peers = new PeerBook(vault)
+  const pool = outgoingPool()
   let loaded: Loaded | undefined
   let loading: Promise<void> | undefined
   let chain: Promise<unknown> = Promise.resolve()
@@ -239,7 +243,9 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const key = await openpgp.readPrivateKey({ armoredKey: record.armoredPrivateKey })
     const retired = await Promise.all(record.retired.map(async armoredKey => await openpgp.readPrivateKey({ armoredKey })))
     const sendAs = addressesOf(key).includes(address) ? address : addressesOf(key)[0] ?? address
-    return { record, key, decryptionKeys: [key, ...retired], autocryptKeydata: Buffer.from(await minimalPublicKey(key, sendAs)) }
+    // The workers that sign and encrypt get the key too (outgoing-pool.ts).
+    await pool.setKey(record.armoredPrivateKey)
+    return { record, key, armoredPublicKey: key.toPublic().armor(), decryptionKeys: [key, ...retired], autocryptKeydata: Buffer.from(await minimalPublicKey(key, sendAs)) }
   }
 
   function mustBeLoaded (): Loaded {
@@ -476,11 +482,14 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     return recommendForRecipients(recipientSecurity(addresses, options).map(r => r.recommendation)) === 'encrypt'
   }
 
-  async function keyFor (a: string): Promise<openpgp.PublicKey | undefined> {
+  /** The key mail to `a` is encrypted to (armored for the workers): the pinned one, else a gossiped one. */
+  async function keyFor (a: string): Promise<{ armored: string, key: openpgp.PublicKey } | undefined> {
+    const record = peers.get(a)
     const pinned = await peers.pinnedKey(a)
-    if (pinned !== undefined) return pinned
-    const gossip = peers.get(a)?.autocrypt.gossipKey
-    return gossip === undefined ? undefined : await publicKeyFromBytes(Buffer.from(gossip, 'base64'))
+    if (pinned !== undefined && record?.pinned !== undefined) return { armored: record.pinned.armored, key: pinned }
+    const gossip = record?.autocrypt.gossipKey
+    const key = gossip === undefined ? undefined : await keyFromKeydata(Buffer.from(gossip, 'base64'))
+    return key === undefined ? undefined : { armored: key.armor(), key }
   }
 
   async function prepareOutgoing (raw: Buffer, recipients: string[], choice: EncryptionChoice, options: { replyToEncrypted?: boolean } = {}): Promise<PreparedMessage> {
@@ -501,23 +510,24 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const protectedExtra = announcesRoute(fromAddress) ? [`${ROUTE_FIELD}: ${onion}`] : []
     const encrypt = choice === 'encrypt' || (choice === 'auto' && wouldEncrypt(to, options))
     if (!encrypt) {
-      const signed = await signMessage(stored, { signingKey: own.key, protectedExtra })
+      const signed = await pool.sign(stored, protectedExtra)
       return { stored, messageId: sanitized.messageId, copies: [{ to, raw: signed }], encrypted: false, signed: true }
     }
-    const keys = new Map<string, openpgp.PublicKey>()
+    const keys = new Map<string, { armored: string, key: openpgp.PublicKey }>()
     const missing: string[] = []
     for (const a of to) {
-      const key = ownAddresses.has(a) ? own.key.toPublic() : await keyFor(a)
+      const key = ownAddresses.has(a) ? { armored: own.armoredPublicKey, key: own.key.toPublic() } : await keyFor(a)
       if (key === undefined) missing.push(a); else keys.set(a, key)
     }
     if (missing.length > 0) throw new EncryptionRefusedError(missing)
-    const visible = to.filter(a => visibleAddresses.has(a)).map(a => ({ address: a, key: keys.get(a) as openpgp.PublicKey }))
-    const blind = to.filter(a => !visibleAddresses.has(a)).map(a => ({ address: a, key: keys.get(a) as openpgp.PublicKey }))
+    const recipient = (a: string): { address: string, armoredKey: string } => ({ address: a, armoredKey: (keys.get(a) as { armored: string }).armored })
+    const visible = to.filter(a => visibleAddresses.has(a))
+    const blind = to.filter(a => !visibleAddresses.has(a))
     // Autocrypt Level 1 2.7: gossip each visible recipient's key to the others.
     const gossip = visible.length > 1
-      ? await Promise.all(visible.map(async r => formatAutocryptGossipHeader({ addr: r.address, keydata: Buffer.from(await minimalPublicKey(r.key, r.address)) })))
+      ? await Promise.all(visible.map(async a => formatAutocryptGossipHeader({ addr: a, keydata: Buffer.from(await minimalPublicKey((keys.get(a) as { key: openpgp.PublicKey }).key, a)) })))
       : []
-    const copies = await encryptMessage(stored, { signingKey: own.key, protectedExtra, ownKey: own.key.toPublic(), visible, blind, gossip })
+    const copies = await pool.encrypt(stored, { protectedExtra, ownKey: own.armoredPublicKey, visible: visible.map(recipient), blind: blind.map(recipient), gossip })
     return { stored, messageId: sanitized.messageId, copies, encrypted: true, signed: true }
   }
 
@@ -574,6 +584,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
       for (const u of unsubscribe.splice(0)) u()
       vault.setSearchContent(undefined)
       await chain.catch(() => {})
+      await pool.stop()
     },
     ready: () => loaded !== undefined,
     async ownKey () { return infoOf(mustBeLoaded().key) },
