@@ -2,6 +2,15 @@
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
 
 export function base32Encode (bytes: Uint8Array): string {
+  return encodeFiveBits(bytes, ALPHABET)
+}
+
+/**
+ * Bytes as 5-bit groups, most significant bit first, each written as a character of
+ * `alphabet` (32 characters), the last group padded with zero bits, no "=" padding: RFC 4648
+ * base32 with its alphabet, and z-base-32 (RFC 6189 5.1.6) with its own.
+ */
+export function encodeFiveBits (bytes: Uint8Array, alphabet: string): string {
   let out = ''
   let buffer = 0
   let bits = 0
@@ -9,12 +18,12 @@ export function base32Encode (bytes: Uint8Array): string {
     buffer = (buffer << 8) | byte
     bits += 8
     while (bits >= 5) {
-      out += ALPHABET[(buffer >>> (bits - 5)) & 31]
+      out += alphabet[(buffer >>> (bits - 5)) & 31]
       bits -= 5
     }
     buffer &= (1 << bits) - 1
   }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31]
+  if (bits > 0) out += alphabet[(buffer << (5 - bits)) & 31]
   return out
 }
 

@@ -5,6 +5,7 @@
 // address, is the caller's work.
 import { createHash } from 'node:crypto'
 import { domainToASCII } from 'node:url'
+import { encodeFiveBits } from './base32.ts'
 
 export class KeyLookupError extends Error {
   override name = 'KeyLookupError'
@@ -15,20 +16,7 @@ const ZBASE32 = 'ybndrfg8ejkmcpqxot1uwisza345h769'
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 
 function zbase32 (bytes: Uint8Array): string {
-  let out = ''
-  let buffer = 0
-  let bits = 0
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte
-    bits += 8
-    while (bits >= 5) {
-      out += ZBASE32[(buffer >>> (bits - 5)) & 31]
-      bits -= 5
-    }
-    buffer &= (1 << bits) - 1
-  }
-  if (bits > 0) out += ZBASE32[(buffer << (5 - bits)) & 31]
-  return out
+  return encodeFiveBits(bytes, ZBASE32)
 }
 
 /**
