@@ -281,16 +281,22 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
         const mark = (await vault.getRecord(...WATERMARK))?.toString('utf8')
         const ids = vault.idsAfter('Inbox', mark, PROCESS_BATCH)
         if (ids.length === 0) break
+        let last: string | undefined
         for (const id of ids) {
           try {
             await processOne(id)
           } catch (err) {
-            // Never lose the place for one bad message: it is left as stored, and said so.
+            // Locked meanwhile: stop here; this message is read again at the next unlock.
+            if (vault.state() !== 'unlocked') break
+            // One bad message never holds up the rest: it is left as stored, and said so.
             log.warn({ message: id, err: (err as Error).message }, 'A message could not be read for OpenPGP; it is shown as stored.')
           }
+          last = id
           count++
         }
-        await vault.putRecord(...WATERMARK, Buffer.from(ids[ids.length - 1] as string))
+        if (last === undefined) break
+        await vault.putRecord(...WATERMARK, Buffer.from(last))
+        if (last !== ids[ids.length - 1]) break
       }
       return count
     })
