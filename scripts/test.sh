@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests run for real: tor (private network), postfix (legacy relay and the
 # ingest baseline, with smtp-source), openssl (test certificates), sasl2-bin (relay logins),
-# chromium (web UI tests, driven by playwright-core; its dependencies bring a font, DejaVu).
-declare -A provides=([tor]=tor [tor-gencert]=tor [postfix]=postfix [smtp-source]=postfix [openssl]=openssl [saslpasswd2]=sasl2-bin [chromium]=chromium)
+# chromium (web UI tests, driven by playwright-core; its dependencies bring a font, DejaVu),
+# gnupg (OpenPGP interoperability: gpg, its agent and gpgconf).
+declare -A provides=([tor]=tor [tor-gencert]=tor [postfix]=postfix [smtp-source]=postfix [openssl]=openssl [saslpasswd2]=sasl2-bin [chromium]=chromium [gpg]=gnupg [gpg-agent]=gnupg [gpgconf]=gnupg)
 missing=()
 for tool in "${!provides[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${provides[$tool]}")
