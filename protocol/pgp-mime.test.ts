@@ -87,7 +87,7 @@ describe('protected headers (draft-autocrypt-lamps-protected-headers-02)', () =>
     const inner = splitEntity(canonicalLineEndings(protectedEntity(message, ['SMTorP-Route: a@x.onion'])))
     assert.deepEqual(protectedFieldsOf(inner)?.map(f => f.text), ['From: a@b.example', 'To: c@d.example', 'Subject: Real', 'SMTorP-Route: a@x.onion'])
     const [original] = multipartParts(inner.body, contentTypeOf(inner).params.get('boundary')!)
-    assert.equal(original!.toString(), 'Content-Type: text/plain; charset=utf-8\r\n\r\nbody')
+    assert.equal(original!.toString(), 'Content-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n', 'the part keeps its last line end')
   })
   it('without protected-headers="v1" there are no protected fields', () => {
     assert.equal(protectedFieldsOf(splitEntity(Buffer.from('Content-Type: multipart/mixed; boundary=x\r\nSubject: s\r\n\r\n'))), undefined)

@@ -258,7 +258,8 @@ export function protectedEntity (message: SplitEntity, extraFields: string[]): B
   ], Buffer.concat([
     Buffer.from(`--${boundary}\r\n`),
     canonicalLineEndings(original),
-    Buffer.from(`${original.subarray(-2).toString() === '\r\n' || original.subarray(-1).toString() === '\n' ? '' : '\r\n'}--${boundary}--\r\n`)
+    // RFC 2046 5.1.1: the CRLF before a delimiter belongs to it, so the part keeps its own last line end.
+    Buffer.from(`\r\n--${boundary}--\r\n`)
   ]))
 }
 

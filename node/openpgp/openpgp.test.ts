@@ -4,7 +4,7 @@ import * as openpgp from 'openpgp'
 import { generateOwnKey, minimalPublicKey, publicKeyFromBytes, fingerprintOf, exportSecretKeyBackup, importSecretKey } from './keys.ts'
 import { encryptMessage, signMessage } from './outgoing.ts'
 import { readIncoming } from './incoming.ts'
-import { splitEntity, pgpMimeKind } from '../../protocol/pgp-mime.ts'
+import { contentTypeOf, decodeTransfer, multipartParts, pgpMimeKind, signedParts, splitEntity } from '../../protocol/pgp-mime.ts'
 
 async function person (address: string): Promise<{ address: string, priv: openpgp.PrivateKey, pub: openpgp.PublicKey }> {
   const record = await generateOwnKey({ addresses: [address] })
@@ -73,4 +73,20 @@ test('keys: minimal Autocrypt keydata reads back, and a backup opens only with i
   await assert.rejects(importSecretKey(backup, 'wrong horse'), /passphrase/)
   const imported = await importSecretKey(backup, 'correct horse')
   assert.equal(fingerprintOf(await openpgp.readPrivateKey({ armoredKey: imported })), fingerprintOf(key))
+})
+
+test('a signed 8-bit body with trailing white space is re-encoded to 7 bit first, and reads back the same (RFC 3156 5.1)', async () => {
+  const alice = await person('alice@example.org')
+  const text = 'Caf\u00e9 au lait,   \r\nline two\t\r\n' + 'x'.repeat(1200) + '\r\n'
+  const raw = Buffer.from(`From: alice@example.org\r\nTo: bob@example.net\r\nSubject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${text}`, 'utf8')
+  const signed = await signMessage(raw, { signingKey: alice.priv, protectedExtra: [] })
+  const { signed: part } = signedParts(splitEntity(signed))
+  assert.doesNotMatch(part.toString('latin1'), /[\x80-\xff]/, 'the signed part is 7-bit')
+  assert.doesNotMatch(part.toString('latin1'), /[ \t]\r\n/, 'no line of the signed part ends in white space')
+  assert.ok(part.toString('latin1').split('\r\n').every(line => line.length <= 998))
+  const read = await readIncoming(signed, { decryptionKeys: [], verificationKeys: [alice.pub] })
+  assert.equal(read.security.signature, 'good')
+  const inner = splitEntity(read.display!)
+  const original = splitEntity(multipartParts(inner.body, contentTypeOf(inner).params.get('boundary')!)[0]!)
+  assert.equal(decodeTransfer(original).toString('utf8'), text)
 })

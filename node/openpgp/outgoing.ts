@@ -3,8 +3,9 @@
 // (Autocrypt Level 1 2.7). The message given is already sanitized (protocol/outgoing-headers.ts)
 // and carries the sender's Autocrypt header.
 import * as openpgp from 'openpgp'
+import { encode, wrap } from 'nodemailer/lib/qp'
 import {
-  ENCRYPTED_SUBJECT, OUTER_FIELDS_ENCRYPTED, isContentField, joinEntity,
+  ENCRYPTED_SUBJECT, OUTER_FIELDS_ENCRYPTED, contentTypeOf, fieldValue, isContentField, joinEntity,
   multipartEncrypted, multipartSigned, protectedEntity, splitEntity, type SplitEntity
 } from '../../protocol/pgp-mime.ts'
 
@@ -32,7 +33,7 @@ export interface OutgoingCopy {
 
 /** Signed only (RFC 3156 5), one copy for everyone; the Subject stays outside as well as inside. */
 export async function signMessage (raw: Buffer, options: ProtectOptions): Promise<Buffer> {
-  const message = splitEntity(raw)
+  const message = sevenBit(splitEntity(raw))
   const inner = protectedEntity(message, options.protectedExtra)
   const armoredSignature = await openpgp.sign({
     message: await openpgp.createMessage({ binary: inner }),
@@ -78,6 +79,28 @@ async function encryptedCopy (message: SplitEntity, options: EncryptOptions, key
   const body = multipartEncrypted(armored)
   const outer = visibleFields.fields.filter(f => OUTER_FIELDS_ENCRYPTED.has(f.key) && f.key !== 'mime-version').map(f => f.text)
   return joinEntity([...outer, `Subject: ${ENCRYPTED_SUBJECT}`, 'MIME-Version: 1.0', `Content-Type: ${body.contentType}`], body.body)
+}
+
+/**
+ * RFC 3156 5.1: signed data must survive any transport unchanged, so it must be 7-bit, and
+ * trailing white space must be encoded (mail software strips it). A single-part body that
+ * is 8-bit or has trailing white space or overlong lines is re-encoded as quoted-printable
+ * (RFC 2045 6.7) before signing. todo: the parts of a multipart body are signed as they are.
+ */
+function sevenBit (message: SplitEntity): SplitEntity {
+  const type = contentTypeOf(message).type
+  if (type.startsWith('multipart/') || type === 'message/rfc822') return message
+  const encoding = message.fields.find(f => f.key === 'content-transfer-encoding')
+  const cte = encoding === undefined ? '7bit' : fieldValue(encoding).toLowerCase()
+  if (cte === 'base64' || cte === 'quoted-printable') return message
+  const body = message.body.toString('latin1')
+  if (!/[\x80-\xff]|[ \t]\r?\n|[ \t]$|[^\r\n]{999}/.test(body)) return message
+  const lines = message.body.toString('binary').split(/\r?\n/)
+  const encoded = lines.map(line => wrap(encode(Buffer.from(line, 'binary')), 76)).join('\r\n')
+  return {
+    fields: [...message.fields.filter(f => f.key !== 'content-transfer-encoding'), { name: 'Content-Transfer-Encoding', key: 'content-transfer-encoding', text: 'Content-Transfer-Encoding: quoted-printable' }],
+    body: Buffer.from(encoded, 'latin1')
+  }
 }
 
 /** RFC 3156 5: micalg names the hash of the signature, e.g. "sha256". */
