@@ -320,6 +320,55 @@ export class Vault implements MailStore {
     return master
   }
 
+  /**
+   * A copy of the master key, to split into recovery shares (node/recovery/, spec/recovery.md).
+   * Only while unlocked. The copy is the caller's: it MUST overwrite it (`fill(0)`) as soon as
+   * the shares are made. A UI should ask for the passphrase again (checkSecret) before this.
+   */
+  exportMasterKeyForRecovery (): Buffer {
+    this.ready()
+    const u = this.unlocked
+    if (u === undefined) throw new VaultLockedError()
+    return Buffer.from(u.master)
+  }
+
+  /**
+   * Unlock with a master key rebuilt from recovery shares (spec/recovery.md); the owner then
+   * sets a new passphrase with changePassphrase. The key is checked before anything changes:
+   * it must open the arrival private key sealed in the key slots (AES-256-GCM under a key HKDF
+   * derives from the master key, spec/storage.md 3.2, 4.6 step 4), which no other key does. A
+   * wrong key is a WrongSecretError and counts in the unlock throttle as a wrong passphrase
+   * does. The vault keeps its own copy of the key; the caller wipes `master`.
+   */
+  async unlockWithMasterKey (master: Buffer): Promise<void> {
+    const turn = this.unlocking.then(async () => { await this.unlockWithMasterKeyNow(master) })
+    this.unlocking = turn.catch(() => {})
+    await turn
+  }
+
+  private async unlockWithMasterKeyNow (candidate: Buffer): Promise<void> {
+    this.ready()
+    const slots = this.slots
+    if (slots === undefined) throw new VaultError('There is no vault yet: run "smtorp init" first.')
+    const wait = this.throttle.waitSeconds()
+    if (wait > 0) throw new UnlockThrottledError(wait)
+    if (!isMasterKeyOf(slots, candidate)) {
+      this.throttle.failed()
+      this.log?.warn({ failures: this.throttle.failures }, 'A master key rebuilt from recovery shares was not this vault\'s.')
+      throw new WrongSecretError('That is not this vault\'s master key.')
+    }
+    this.throttle.succeeded()
+    if (this.unlocked !== undefined) return
+    const master = Buffer.from(candidate)
+    try {
+      await this.unlockWith(master)
+    } catch (err) {
+      if ((this.unlocked as Unlocked | undefined)?.master !== master) master.fill(0)
+      throw err
+    }
+    this.log?.info({ with: 'master key' }, 'The vault was unlocked.')
+  }
+
   /** Seconds until another unlock attempt is allowed (0: now). */
   unlockDelaySeconds (): number {
     return this.throttle.waitSeconds()
@@ -1176,6 +1225,22 @@ export class Vault implements MailStore {
   /** How far the background indexer is through the messages handed to it (for a progress bar). */
   indexingProgress (): { done: number, total: number } {
     return { ...this.indexProgress }
+  }
+}
+
+/** Whether `candidate` is the master key of these key slots: it opens the sealed arrival private key. */
+function isMasterKeyOf (slots: KeySlotsFile, candidate: Buffer): boolean {
+  if (candidate.length !== 32) return false
+  const vaultId = Buffer.from(slots.vaultId, 'base64')
+  const keys = new VaultKeys(candidate, vaultId)
+  try {
+    open(keys.arrivalKey, Buffer.from(slots.arrivalPrivateKey, 'base64'), associatedData('arrival private key', vaultId)).fill(0)
+    return true
+  } catch (err) {
+    if (err instanceof TamperError) return false
+    throw err
+  } finally {
+    keys.wipe()
   }
 }
 
