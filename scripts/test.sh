@@ -7,12 +7,14 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests run for real: tor (private network), postfix (legacy relay and the
 # ingest baseline, with smtp-source), openssl (test certificates), sasl2-bin (relay logins),
 # chromium (web UI tests, driven by playwright-core; its dependencies bring a font, DejaVu),
-# gnupg (OpenPGP interoperability: gpg, its agent and gpgconf).
-declare -A provides=([tor]=tor [tor-gencert]=tor [postfix]=postfix [smtp-source]=postfix [openssl]=openssl [saslpasswd2]=sasl2-bin [chromium]=chromium [gpg]=gnupg [gpg-agent]=gnupg [gpgconf]=gnupg)
+# gnupg (OpenPGP interoperability: gpg, its agent and gpgconf), dovecot-imapd (the IMAP backup
+# target, test/harness/dovecot.ts: dovecot and doveadm from dovecot-core, the imap server itself).
+declare -A provides=([tor]=tor [tor-gencert]=tor [postfix]=postfix [smtp-source]=postfix [openssl]=openssl [saslpasswd2]=sasl2-bin [chromium]=chromium [gpg]=gnupg [gpg-agent]=gnupg [gpgconf]=gnupg [dovecot]=dovecot-imapd [doveadm]=dovecot-imapd)
 missing=()
 for tool in "${!provides[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing+=("${provides[$tool]}")
 done
+[ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
 [ -e /usr/lib/x86_64-linux-gnu/sasl2/libplain.so ] || [ -n "$(ls /usr/lib/*/sasl2/libplain.so* 2>/dev/null)" ] || missing+=(libsasl2-modules)
 if [ ${#missing[@]} -gt 0 ]; then
   packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
