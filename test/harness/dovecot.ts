@@ -24,10 +24,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { freeLoopbackPort, killOnExit } from './processes.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -84,39 +85,6 @@ export function missingDovecotPrerequisites (): string[] {
   return missing
 }
 
-const running = new Set<RunningDovecot>()
-let exitHookInstalled = false
-
-/** Kills what is left of every instance when the process ends, synchronously (only sync work runs in 'exit'). */
-function installExitHook (): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.on('exit', () => {
-    for (const d of running) d.killNow()
-  })
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      for (const d of running) d.killNow()
-      process.kill(process.pid, signal)
-    })
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (there is a small race between closing it here and Dovecot binding it). */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port)
-        else reject(new DovecotHarnessError('could not pick a free port'))
-      })
-    })
-  })
-}
 
 /** uid and gid of a system user from /etc/passwd (`nobody` owns the Maildirs), or the fallback. */
 function systemUserIds (name: string, fallback: number): { uid: number, gid: number } {
@@ -213,6 +181,8 @@ async function tail (file: string, lines = 30): Promise<string> {
 
 class RunningDovecot implements DovecotInstance {
   readonly host = '127.0.0.1' as const
+  /** Stops killing this instance at process exit (processes.ts killOnExit). */
+  forget: () => void = () => {}
   private stopped = false
   private child: ChildProcess | undefined
   private exited: Promise<void> = Promise.resolve()
@@ -349,7 +319,7 @@ class RunningDovecot implements DovecotInstance {
     if (this.stopped) return
     this.stopped = true
     await this.halt()
-    running.delete(this)
+    this.forget()
     await rm(this.dir, { recursive: true, force: true })
   }
 }
@@ -369,7 +339,7 @@ export async function startDovecot (init: DovecotInit): Promise<DovecotInstance>
   }
 
   const dir = await mkdtemp(join(tmpdir(), 'smtorp-dovecot-'))
-  const port = init.port ?? await freePort()
+  const port = init.port ?? await freeLoopbackPort()
   const nobody = systemUserIds('nobody', 65534)
   const users = new Map(init.users.map((u) => [u.user, u.pass]))
   try {
@@ -387,9 +357,8 @@ export async function startDovecot (init: DovecotInit): Promise<DovecotInstance>
     throw err
   }
 
-  installExitHook()
   const instance = new RunningDovecot(port, dir, users, init.startTimeoutMs ?? 15_000)
-  running.add(instance)
+  instance.forget = killOnExit(instance)
   try {
     await instance.launch()
   } catch (err) {

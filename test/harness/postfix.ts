@@ -38,10 +38,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
+import { freeLoopbackPort, killOnExit } from './processes.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -124,40 +125,6 @@ export function missingPostfixPrerequisites(opts: { auth?: boolean } = {}): stri
   return missing
 }
 
-const running = new Set<RunningPostfix>()
-let exitHookInstalled = false
-
-/** Kills what is left of every instance when the process ends, synchronously (only sync work runs in 'exit'). */
-function installExitHook (): void {
-  if (exitHookInstalled) return
-  exitHookInstalled = true
-  process.on('exit', () => {
-    for (const pf of running) pf.killNow()
-  })
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
-      for (const pf of running) pf.killNow()
-      // Let the default action (termination) happen now that our handler is gone.
-      process.kill(process.pid, signal)
-    })
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (there is a small race between closing it here and Postfix binding it). */
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port)
-        else reject(new PostfixHarnessError('could not pick a free port'))
-      })
-    })
-  })
-}
 
 /** uid and gid of `nobody`, who owns the Maildir (virtual(8) refuses to deliver as root). */
 function nobodyIds (): { uid: number, gid: number } {
@@ -353,6 +320,8 @@ function headerValue (raw: Buffer, name: string): string | undefined {
 
 class RunningPostfix implements PostfixInstance {
   readonly host = '127.0.0.1' as const
+  /** Stops killing this instance at process exit (processes.ts killOnExit). */
+  forget: () => void = () => {}
   private stopped = false
   private readonly exited: Promise<void>
 
@@ -469,7 +438,7 @@ class RunningPostfix implements PostfixInstance {
       try { this.child.kill('SIGKILL') } catch { /* already gone */ }
       await this.exited
     }
-    running.delete(this)
+    this.forget()
     if (this.removeDir) await rm(this.dir, { recursive: true, force: true })
   }
 }
@@ -487,7 +456,7 @@ export async function startPostfix (init: PostfixInit): Promise<PostfixInstance>
 
   const removeDir = init.dir === undefined
   const dir = init.dir ?? await mkdtemp(join(tmpdir(), `smtorp-postfix-${init.role}-`))
-  const port = init.port ?? await freePort()
+  const port = init.port ?? await freeLoopbackPort()
   const etc = join(dir, 'etc')
   const maildirBase = join(dir, 'mail')
   const maildir = join(maildirBase, 'catchall')
@@ -514,7 +483,6 @@ export async function startPostfix (init: PostfixInit): Promise<PostfixInstance>
     throw err
   }
 
-  installExitHook()
   const child = spawn(POSTFIX, ['-c', etc, 'start-fg'], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir })
   let output = ''
   child.stdout?.on('data', (d: Buffer) => { output += d.toString() })
@@ -523,7 +491,7 @@ export async function startPostfix (init: PostfixInit): Promise<PostfixInstance>
   child.unref()
   for (const stream of [child.stdout, child.stderr]) (stream as unknown as { unref?: () => void } | null)?.unref?.()
   const instance = new RunningPostfix(init.role, port, dir, maildir, logFile, child, removeDir)
-  running.add(instance)
+  instance.forget = killOnExit(instance)
 
   const deadline = Date.now() + (init.startTimeoutMs ?? 15_000)
   for (;;) {
