@@ -1,6 +1,7 @@
-// Backup: encrypted blobs kept on backup targets (spec/backup.md). This first part holds the
-// targets (the owner's IMAP account; an in-memory one for tests) and the incremental sync
-// onto one; the friends' nodes and the encryption and layout of blobs come later.
+// Backup: encrypted blobs kept on backup targets (spec/backup.md). Part 1: the targets (the
+// owner's IMAP account; an in-memory one for tests) and the incremental sync onto one. Part 2
+// (mailbox-backup.ts): the node's backup onto a target and the restore from it alone. The
+// friends' nodes come later.
 export {
   MAX_BLOB_BYTES, isBlobName, checkBlob, checkBlobName,
   BackupTargetError, TargetUnavailableError, TargetRefusedError, InvalidBlobError, BlobDamagedError
@@ -12,3 +13,8 @@ export { memoryBackupTarget, MemoryBackupTarget } from './memory-target.ts'
 export type { MemoryBlobs, MemoryTargetInit } from './memory-target.ts'
 export { syncToTarget } from './sync.ts'
 export type { SyncReport, WantedBlobs } from './sync.ts'
+export {
+  backupToTarget, restoreFromTarget, backupKey, manifestBlobName, identityBlobName, messageBlobName, blobAssociatedData, sealBlob, openBlob,
+  BackupError, WrongBackupPassphraseError, BACKUP_FORMAT, KEY_SLOTS_BLOB, BACKED_UP_RECORDS
+} from './mailbox-backup.ts'
+export type { BackupInit, BackupReport, RestoreInit, RestoreReport, Manifest, ManifestMessage, BlobKind } from './mailbox-backup.ts'

@@ -419,10 +419,12 @@ export class Vault implements MailStore {
 
   // --- MailStore -------------------------------------------------------------------------
 
-  async add (message: NewMessage): Promise<AddResult> {
+  /** `receivedAt` is for a restore from backup (node/backup/), which keeps the original time; otherwise now. */
+  async add (message: NewMessage & { receivedAt?: number }): Promise<AddResult> {
     this.ready()
     if (!FOLDERS.includes(message.folder)) throw new MailStoreError(`Unknown folder ${String(message.folder)}.`)
     if (!(message.raw instanceof Uint8Array)) throw new MailStoreError('A message must be given as a Buffer.')
+    if (message.receivedAt !== undefined && !(Number.isSafeInteger(message.receivedAt) && message.receivedAt >= 0)) throw new MailStoreError('receivedAt must be a time in ms since the epoch.')
     if (this.slots === undefined) throw new VaultError('There is no vault yet: run "smtorp init" first.')
     if (this.unlocked === undefined) return await this.addWhileLocked(message)
     return await this.withKeys(async (u) => {
@@ -443,7 +445,7 @@ export class Vault implements MailStore {
         ...(message.messageId !== undefined ? { messageId: message.messageId } : {}),
         from: message.from,
         to: [...message.to],
-        receivedAt: Date.now(),
+        receivedAt: message.receivedAt ?? Date.now(),
         size: message.raw.byteLength,
         flags,
         ...summaryOf(message.raw),

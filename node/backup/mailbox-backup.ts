@@ -1,0 +1,418 @@
+// The node's backup onto one target (spec/backup.md part 2): every message, the records the
+// node needs (its OpenPGP key, peers, settings), its identity files and the vault's key slots,
+// as encrypted blobs with opaque names, so that the target alone and the passphrase give the
+// node back: the same onion address, the same keys, every message byte for byte.
+//
+// Keys: the backup key is HKDF-SHA256 (RFC 5869) of the vault's master key, salt the vault id,
+// info "smtorp backup v1"; every blob but the key slots is sealed under it with AES-256-GCM
+// (node/vault/crypto.ts seal/open), the associated data binding its kind and name. The key
+// slots are stored as they are on disk: they are already protected by Argon2id, and they are
+// what a restore opens first with the passphrase.
+import { createHash } from 'node:crypto'
+import { mkdir, readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { writeFileDurably } from '../identity/index.ts'
+import type { Logger } from '../log/index.ts'
+import { FOLDERS, type Folder } from '../store/mail-store.ts'
+import { associatedData, deriveKey, mac, open, seal, TamperError } from '../vault/crypto.ts'
+import { KEY_SLOTS_FORMAT, openSlots, readKeySlots, writeKeySlots, WrongSecretError as SlotNotOpenedError, type KeySlotsFile } from '../vault/key-slots.ts'
+import { Vault, type VaultInit } from '../vault/vault.ts'
+import { BackupTargetError, type BackupTarget } from './target.ts'
+
+export const BACKUP_FORMAT = 1
+/** The key slots blob: a fixed name, since a restore must find it before it has any key. */
+export const KEY_SLOTS_BLOB = '00'
+const BACKUP_KEY_INFO = 'smtorp backup v1'
+const NAME_BYTES = 16
+
+const SEED_FILE = join('identity', 'onion.seed')
+const PASSWORD_FILE = 'submission.secret'
+const CONFIG_FILE = 'config.yaml'
+
+/**
+ * The records a backup carries, by (kind, name): record names are MACed in the vault, so it
+ * cannot list them; this list is what the backup knows of (spec/node-data.md). `openpgp` /
+ * `read-through` is left out on purpose: it is a message id, and restored messages get new
+ * ids, so the restored node reads every message again for OpenPGP (which is what it should).
+ */
+export const BACKED_UP_RECORDS: ReadonlyArray<readonly [string, string]> = [
+  ['openpgp', 'own-key'],
+  ['openpgp', 'peers'],
+  ['settings', 'relay'],
+  ['settings', 'ui'],
+  ['settings', 'submission-credentials']
+]
+/** Each address in `openpgp` / `peers` has a record of this kind. */
+const PEER_KIND = 'openpgp-peer'
+/** The backup's own record in the vault: vault message id → blob name, so a backup reads only new messages. */
+const NAME_CACHE: readonly [string, string] = ['backup', 'message-names']
+
+export class BackupError extends Error {
+  override name = 'BackupError'
+}
+
+/** The passphrase opened no key slot of the backup; nothing was written. */
+export class WrongBackupPassphraseError extends BackupError {
+  override name = 'WrongBackupPassphraseError'
+}
+
+// ---- keys and names (spec/backup.md part 2, section 8) ----
+
+/** HKDF-SHA256(master key, salt vault id, info "smtorp backup v1"), 32 bytes. */
+export function backupKey (master: Uint8Array, vaultId: Uint8Array): Buffer {
+  return deriveKey(master, vaultId, BACKUP_KEY_INFO)
+}
+
+/** hex(HMAC-SHA256(backup key, "smtorp backup v1 manifest")[:16]) */
+export function manifestBlobName (key: Uint8Array): string {
+  return mac(key, 'smtorp backup v1 manifest', NAME_BYTES).toString('hex')
+}
+
+/** hex(HMAC-SHA256(backup key, "smtorp backup v1 identity")[:16]) */
+export function identityBlobName (key: Uint8Array): string {
+  return mac(key, 'smtorp backup v1 identity', NAME_BYTES).toString('hex')
+}
+
+/**
+ * hex(HMAC-SHA256(backup key, "message" NUL SHA-256(raw))[:16]): the name follows the
+ * message's bytes, so a name always means the same content (spec/backup.md 5), the same bytes
+ * in two folders are one blob, and a restored node's next backup uploads nothing again.
+ */
+export function messageBlobName (key: Uint8Array, raw: Uint8Array): string {
+  const digest = createHash('sha256').update(raw).digest()
+  return mac(key, Buffer.concat([Buffer.from('message\0', 'utf8'), digest]), NAME_BYTES).toString('hex')
+}
+
+export type BlobKind = 'message' | 'manifest' | 'identity'
+
+/** associatedData("backup " + kind, name): a blob opens only as what and where it was sealed. */
+export function blobAssociatedData (kind: BlobKind, name: string): Buffer {
+  return associatedData(`backup ${kind}`, name)
+}
+
+export function sealBlob (key: Uint8Array, kind: BlobKind, name: string, plain: Uint8Array): Buffer {
+  return seal(key, plain, blobAssociatedData(kind, name))
+}
+
+export function openBlob (key: Uint8Array, kind: BlobKind, name: string, sealed: Uint8Array): Buffer {
+  return open(key, sealed, blobAssociatedData(kind, name))
+}
+
+// ---- the manifest and the identity blob ----
+
+export interface ManifestMessage {
+  blob: string
+  folder: Folder
+  flags: string[]
+  from: string
+  to: string[]
+  receivedAt: number
+  messageId?: string
+  size: number
+}
+
+export interface Manifest {
+  format: number
+  /** base64, as in the key slots. */
+  vaultId: string
+  /** ISO 8601, when the backup was made. */
+  created: string
+  messages: ManifestMessage[]
+  /** Each record's value in base64. */
+  records: Array<{ kind: string, name: string, value: string }>
+}
+
+interface IdentityBlob {
+  format: number
+  /** base64 of identity/onion.seed (32 bytes). */
+  onionSeed: string
+  /** base64 of config.yaml, byte for byte. */
+  config: string
+  /** base64 of submission.secret, byte for byte. */
+  submissionSecret: string
+}
+
+// ---- backup ----
+
+export interface BackupInit {
+  /** Unlocked. */
+  vault: Vault
+  /** The node's data directory (identity files, config.yaml, vault/). */
+  dataDir: string
+  target: BackupTarget
+  logger?: Logger
+}
+
+export interface BackupReport {
+  messages: number
+  /** Message blobs uploaded by this run, and their bytes. */
+  uploaded: number
+  uploadedBytes: number
+  /** Message blobs the target already held. */
+  kept: number
+  /** Blobs deleted because no message needs them any more. */
+  deleted: number
+  deletedBytes: number
+  /** Bytes of the key slots, identity and manifest blobs, written at every run. */
+  metadataBytes: number
+  records: number
+}
+
+/**
+ * Back the node up onto the target. Order (so that a crash at any point leaves a restorable
+ * backup, the previous one or this one): upload the message blobs the target lacks, then the
+ * key slots, the identity and the manifest (each put replaces atomically), and only then
+ * delete the blobs the new manifest does not name.
+ */
+export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
+  const { vault, dataDir, target } = init
+  const slots = await readKeySlots(join(dataDir, 'vault'))
+  if (slots === undefined) throw new BackupError(`${join(dataDir, 'vault')} holds no vault key slots: there is nothing to back up.`)
+  const vaultId = Buffer.from(slots.vaultId, 'base64')
+  const master = vault.exportMasterKeyForRecovery()
+  const key = backupKey(master, vaultId)
+  master.fill(0)
+  try {
+    const present = new Map((await target.list()).map((b) => [b.name, b.size]))
+    const cached = await readNameCache(vault)
+    const names: Record<string, string> = {}
+    const messages: ManifestMessage[] = []
+    const wanted = new Set<string>()
+    const report: BackupReport = { messages: 0, uploaded: 0, uploadedBytes: 0, kept: 0, deleted: 0, deletedBytes: 0, metadataBytes: 0, records: 0 }
+    for (const folder of FOLDERS) {
+      for (const meta of await vault.list(folder)) {
+        let blob = cached[meta.id]
+        let raw: Buffer | undefined
+        if (blob === undefined) {
+          raw = (await vault.get(meta.id))?.raw
+          if (raw === undefined) continue // removed meanwhile
+          blob = messageBlobName(key, raw)
+        }
+        names[meta.id] = blob
+        if (!wanted.has(blob)) {
+          wanted.add(blob)
+          const size = present.get(blob)
+          if (size !== undefined) {
+            report.kept++
+          } else {
+            raw ??= (await vault.get(meta.id))?.raw
+            if (raw === undefined) continue
+            const sealed = sealBlob(key, 'message', blob, raw)
+            await target.put(blob, sealed)
+            present.set(blob, sealed.byteLength)
+            report.uploaded++
+            report.uploadedBytes += sealed.byteLength
+          }
+        }
+        messages.push({
+          blob,
+          folder,
+          flags: meta.flags,
+          from: meta.from,
+          to: meta.to,
+          receivedAt: meta.receivedAt,
+          ...(meta.messageId !== undefined ? { messageId: meta.messageId } : {}),
+          size: meta.size
+        })
+      }
+    }
+    report.messages = messages.length
+    await vault.putRecord(...NAME_CACHE, Buffer.from(JSON.stringify(names), 'utf8'))
+
+    const records = await recordsOf(vault)
+    report.records = records.length
+    const manifest: Manifest = { format: BACKUP_FORMAT, vaultId: slots.vaultId, created: new Date().toISOString(), messages, records }
+
+    const slotsBytes = Buffer.from(JSON.stringify(slots), 'utf8')
+    await target.put(KEY_SLOTS_BLOB, slotsBytes)
+    const identityName = identityBlobName(key)
+    const identity = sealBlob(key, 'identity', identityName, Buffer.from(JSON.stringify(await identityOf(dataDir)), 'utf8'))
+    await target.put(identityName, identity)
+    const manifestName = manifestBlobName(key)
+    const sealedManifest = sealBlob(key, 'manifest', manifestName, Buffer.from(JSON.stringify(manifest), 'utf8'))
+    await target.put(manifestName, sealedManifest)
+    report.metadataBytes = slotsBytes.byteLength + identity.byteLength + sealedManifest.byteLength
+    for (const name of [KEY_SLOTS_BLOB, identityName, manifestName]) wanted.add(name)
+
+    for (const [name, size] of present) {
+      if (wanted.has(name)) continue
+      await target.delete(name)
+      report.deleted++
+      report.deletedBytes += size
+    }
+    init.logger?.info({ target: target.description, ...report }, 'The backup is complete.')
+    return report
+  } finally {
+    key.fill(0)
+  }
+}
+
+async function readNameCache (vault: Vault): Promise<Record<string, string>> {
+  const value = await vault.getRecord(...NAME_CACHE)
+  if (value === undefined) return {}
+  try {
+    const parsed = JSON.parse(value.toString('utf8')) as unknown
+    return typeof parsed === 'object' && parsed !== null ? parsed as Record<string, string> : {}
+  } catch {
+    return {} // rebuilt by reading the messages again
+  }
+}
+
+async function recordsOf (vault: Vault): Promise<Manifest['records']> {
+  const out: Manifest['records'] = []
+  const add = async (kind: string, name: string): Promise<Buffer | undefined> => {
+    const value = await vault.getRecord(kind, name)
+    if (value !== undefined) out.push({ kind, name, value: value.toString('base64') })
+    return value
+  }
+  for (const [kind, name] of BACKED_UP_RECORDS) {
+    const value = await add(kind, name)
+    if (kind === 'openpgp' && name === 'peers' && value !== undefined) {
+      const peers = JSON.parse(value.toString('utf8')) as unknown
+      if (Array.isArray(peers)) for (const address of peers) if (typeof address === 'string') await add(PEER_KIND, address)
+    }
+  }
+  return out
+}
+
+async function identityOf (dataDir: string): Promise<IdentityBlob> {
+  const read = async (file: string): Promise<Buffer> => await readFile(join(dataDir, file))
+  return {
+    format: BACKUP_FORMAT,
+    onionSeed: (await read(SEED_FILE)).toString('base64'),
+    config: (await read(CONFIG_FILE)).toString('base64'),
+    submissionSecret: (await read(PASSWORD_FILE)).toString('base64')
+  }
+}
+
+// ---- restore ----
+
+export interface RestoreInit {
+  target: BackupTarget
+  passphrase: string
+  /** A new data directory: absent or empty. */
+  dataDir: string
+  /** Options for the new vault (its directory is `<dataDir>/vault`); tests turn Argon2id down. */
+  vault?: Omit<VaultInit, 'dir'>
+  logger?: Logger
+}
+
+export interface RestoreReport {
+  /** The backup's creation time (ISO 8601). */
+  created: string
+  messages: number
+  restored: number
+  /** Messages the vault already held (same folder and Message-ID). */
+  duplicates: number
+  records: number
+  /** Messages that could not be restored, and why; the others were. */
+  damaged: Array<{ blob: string, folder: Folder, messageId?: string, reason: string }>
+}
+
+/**
+ * Bring a node back from the target alone and the passphrase. Everything that can fail
+ * before a file is written is checked first (the key slots, the passphrase, the manifest and
+ * the identity blob): a wrong passphrase or an unreadable manifest writes nothing. A message
+ * blob that is missing or does not authenticate is reported and skipped.
+ */
+export async function restoreFromTarget (init: RestoreInit): Promise<RestoreReport> {
+  const { target, dataDir } = init
+  const existing = await readdir(dataDir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
+  if (existing.length > 0) throw new BackupError(`${dataDir} is not empty; a restore writes only into a new, empty data directory.`)
+
+  const slotsBytes = await target.get(KEY_SLOTS_BLOB)
+  if (slotsBytes === undefined) throw new BackupError(`${target.description} holds no smtorp backup (no key slots blob).`)
+  const slots = parseSlots(slotsBytes)
+  const vaultId = Buffer.from(slots.vaultId, 'base64')
+  let master: Buffer
+  try {
+    master = await openSlots(slots, 'passphrase', Buffer.from(init.passphrase.normalize('NFC'), 'utf8'))
+  } catch (err) {
+    if (err instanceof SlotNotOpenedError) throw new WrongBackupPassphraseError('That passphrase does not open this backup; nothing was restored.')
+    throw err
+  }
+  const key = backupKey(master, vaultId)
+  try {
+    const manifestName = manifestBlobName(key)
+    const manifest = JSON.parse(openFetched(key, 'manifest', manifestName, await target.get(manifestName)).toString('utf8')) as Manifest
+    if (manifest.format !== BACKUP_FORMAT) throw new BackupError(`The backup's manifest has format ${String(manifest.format)}; this smtorp reads format ${BACKUP_FORMAT}.`)
+    if (manifest.vaultId !== slots.vaultId) throw new BackupError('The backup\'s manifest belongs to another vault than its key slots.')
+    const identityName = identityBlobName(key)
+    const identity = JSON.parse(openFetched(key, 'identity', identityName, await target.get(identityName)).toString('utf8')) as IdentityBlob
+    const seed = Buffer.from(identity.onionSeed, 'base64')
+    if (seed.length !== 32) throw new BackupError('The backup\'s onion key is not 32 bytes.')
+
+    // From here on files are written, as `smtorp init` writes them.
+    await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    await mkdir(join(dataDir, 'identity'), { mode: 0o700 })
+    await writeFileDurably(join(dataDir, SEED_FILE), seed)
+    await writeFileDurably(join(dataDir, PASSWORD_FILE), Buffer.from(identity.submissionSecret, 'base64'))
+    await writeFileDurably(join(dataDir, CONFIG_FILE), Buffer.from(identity.config, 'base64'), 0o600)
+    const vaultDir = join(dataDir, 'vault')
+    await mkdir(vaultDir, { mode: 0o700 })
+    // The same key slots, so the same master key: recovery shares and the recovery code stay valid.
+    await writeKeySlots(vaultDir, slots)
+
+    const vault = new Vault({ ...init.vault, dir: vaultDir })
+    await vault.open()
+    const report: RestoreReport = { created: manifest.created, messages: manifest.messages.length, restored: 0, duplicates: 0, records: 0, damaged: [] }
+    try {
+      await vault.unlockWithMasterKey(master)
+      for (const record of manifest.records) {
+        await vault.putRecord(record.kind, record.name, Buffer.from(record.value, 'base64'))
+        report.records++
+      }
+      // In the order they were received, so new ids keep the old order.
+      const ordered = [...manifest.messages].sort((a, b) => a.receivedAt - b.receivedAt)
+      for (const m of ordered) {
+        let raw: Buffer
+        try {
+          raw = openFetched(key, 'message', m.blob, await target.get(m.blob))
+        } catch (err) {
+          if (err instanceof BackupTargetError && err.transient) throw err
+          const reason = (err as Error).message
+          report.damaged.push({ blob: m.blob, folder: m.folder, ...(m.messageId !== undefined ? { messageId: m.messageId } : {}), reason })
+          init.logger?.warn({ blob: m.blob, folder: m.folder, reason }, 'A message of the backup could not be restored; the others are.')
+          continue
+        }
+        const added = await vault.add({
+          folder: m.folder, raw, from: m.from, to: m.to, flags: m.flags, receivedAt: m.receivedAt,
+          ...(m.messageId !== undefined ? { messageId: m.messageId } : {})
+        })
+        if (added.duplicate) report.duplicates++
+        else report.restored++
+      }
+    } finally {
+      await vault.close()
+    }
+    init.logger?.info({ target: target.description, restored: report.restored, damaged: report.damaged.length }, 'The restore is complete.')
+    return report
+  } finally {
+    key.fill(0)
+    master.fill(0)
+  }
+}
+
+function openFetched (key: Buffer, kind: BlobKind, name: string, sealed: Buffer | undefined): Buffer {
+  if (sealed === undefined) throw new BackupError(`The backup's ${kind} blob ${name} is missing from the target.`)
+  try {
+    return openBlob(key, kind, name, sealed)
+  } catch (err) {
+    if (err instanceof TamperError) throw new BackupError(`The backup's ${kind} blob ${name} does not authenticate: it was altered on the target.`, { cause: err })
+    throw err
+  }
+}
+
+function parseSlots (bytes: Buffer): KeySlotsFile {
+  let file: KeySlotsFile
+  try {
+    file = JSON.parse(bytes.toString('utf8')) as KeySlotsFile
+  } catch {
+    throw new BackupError('The backup\'s key slots blob is not JSON: it is damaged.')
+  }
+  if (file?.format !== KEY_SLOTS_FORMAT || typeof file.vaultId !== 'string' || !Array.isArray(file.slots)) {
+    throw new BackupError('The backup\'s key slots blob is not a key slots file: it is damaged.')
+  }
+  return file
+}
+
