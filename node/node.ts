@@ -3,7 +3,8 @@
 //   vault ─┬─ smtp-in (onion port 25 → 127.0.0.1) ◄── tor (own process or attached)
 //          ├─ submission (127.0.0.1) ─► queue ─► delivery ─► tor SOCKS → peers' onions
 //          │                                            └──► legacy relay (smarthost)
-//          ├─ control socket (status, queue, unlock, lock, scrub)
+//          ├─ control socket (status, queue, unlock, lock, scrub, backup)
+//          ├─ backup scheduler ─► the owner's IMAP account (config backup.imap)
 //          └─ web UI (127.0.0.1, ui/ through node/ui-backend/)
 //
 // The node starts with the vault locked: mail keeps arriving (sealed to the arrival key), and
@@ -27,6 +28,8 @@ import { uiServer, type UiServer } from '../ui/server.ts'
 import { expandedSecretKey } from '../protocol/onion.ts'
 import { choiceFromFlags, openPgpService, type OpenPgp } from './openpgp/index.ts'
 import { RELAY_DESTINATION } from './delivery/index.ts'
+import { backupToTarget, imapBackupTarget } from './backup/index.ts'
+import { BackupScheduler, type LastBackup } from './backup/scheduler.ts'
 
 export interface RecipientStatus {
   address: string
@@ -60,6 +63,8 @@ export interface NodeStatus {
     lastScrub?: ScrubReport
     scrubbing: boolean
   }
+  /** Present when backup.imap is configured. */
+  backup?: { target: string, running: boolean, last?: LastBackup }
 }
 
 
@@ -77,6 +82,8 @@ export interface SmtorpNode {
   unlock (secret: UnlockSecret): Promise<void>
   lock (): Promise<void>
   scrub (): Promise<ScrubReport>
+  /** Back up onto the configured IMAP account now; throws when none is configured. */
+  backup (): Promise<LastBackup>
   stop (): Promise<void>
   status (): NodeStatus
   submissionPort (): number
@@ -96,6 +103,11 @@ function describeQueueEntry (entry: QueueEntry): QueueStatusEntry {
       ...(r.lastResult !== undefined ? { lastResult: r.lastResult } : {})
     }))
   }
+}
+
+/** Tor's SOCKS port as a proxy URL (imapflow sends host names to a socks5 proxy unresolved). */
+function socksUrl (endpoint: { host: string, port: number }): string {
+  return `socks5://${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`
 }
 
 export async function createNode (config: NodeConfig, logger: Logger): Promise<SmtorpNode> {
@@ -190,6 +202,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   let queueStarting: Promise<void> | undefined
   async function afterUnlock (): Promise<void> {
     await backend.afterUnlock()
+    backups?.afterUnlock()
     if (queueStarted) {
       await queue.fileFinished()
       queue.retryNow()
@@ -242,6 +255,42 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     : undefined
   let scrubTimer: NodeJS.Timeout | undefined
 
+  // Backups onto the owner's IMAP account: each run opens its own connection and closes it.
+  const imapConfig = config.backup.imap
+  const backups = imapConfig === undefined
+    ? undefined
+    : new BackupScheduler({
+      everyMinutes: imapConfig.everyMinutes,
+      afterNewMailMs: imapConfig.afterNewMailSeconds * 1000,
+      description: `imap ${imapConfig.user}@${imapConfig.host}:${imapConfig.port}/${imapConfig.folder}`
+    }, {
+      logger,
+      ready: () => vault.state() === 'unlocked',
+      run: async () => {
+        if (vault.state() !== 'unlocked') throw new Error('The vault is locked: unlock it, then back up.')
+        const target = imapBackupTarget({
+          host: imapConfig.host,
+          port: imapConfig.port,
+          secure: imapConfig.security === 'tls',
+          doSTARTTLS: imapConfig.security === 'starttls',
+          user: imapConfig.user,
+          pass: imapConfig.password,
+          folder: imapConfig.folder,
+          ...(imapConfig.viaTor ? { proxy: socksUrl(tor.socksEndpoint()) } : {})
+        }, { logger })
+        try {
+          return await backupToTarget({ vault, dataDir: config.dataDir, target, logger: logger.child({ component: 'backup' }) })
+        } finally {
+          await target.close().catch(() => {})
+        }
+      }
+    })
+  vault.onAdded(() => { backups?.newMail() })
+  async function backupNow (): Promise<LastBackup> {
+    if (backups === undefined) throw new Error('No backup is configured: add a backup.imap section to config.yaml.')
+    return await backups.backupNow()
+  }
+
   function status (): NodeStatus {
     const stats = outbound.stats()
     return {
@@ -252,7 +301,8 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       submissionPort: submit.port(),
       queue: queue.list().map(describeQueueEntry),
       connections: { opened: stats.connectionsOpened, open: stats.open },
-      vault: { state: vault.state(), unlockDelaySeconds: vault.unlockDelaySeconds(), ...(lastScrub !== undefined ? { lastScrub } : {}), scrubbing: scrubbing !== undefined }
+      vault: { state: vault.state(), unlockDelaySeconds: vault.unlockDelaySeconds(), ...(lastScrub !== undefined ? { lastScrub } : {}), scrubbing: scrubbing !== undefined },
+      ...(backups !== undefined ? { backup: { target: backups.description, running: backups.inProgress(), ...(backups.last() !== undefined ? { last: backups.last()! } : {}) } } : {})
     }
   }
 
@@ -266,6 +316,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
         case 'lock': await vault.lock(); return 'ok'
         case 'passphrase': await vault.changePassphrase(request.passphrase); return 'ok'
         case 'scrub': return await scrub()
+        case 'backup': return await backupNow()
         default: throw new Error('unknown command')
       }
     }
@@ -285,6 +336,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       try {
         await vault.open(); running.push(async () => { await vault.close() })
         openpgp.start(); running.push(async () => { await openpgp.stop() })
+        backups?.start(); running.push(async () => { await backups?.stop() })
         if (vault.state() === 'uninitialized') throw new VaultError(`There is no vault in ${config.dataDir}: run "smtorp init" first.`)
         if (options.unlock !== undefined) await vault.unlock(options.unlock)
         await inbound.start(); running.push(async () => { await inbound.stop() })
@@ -320,6 +372,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       await outbound.stop()
       await tor.stop()
       await scrubbing?.catch(() => {})
+      await backups?.stop()
       await openpgp.stop()
       await credentials.flush().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Saving the mail client credentials failed; the last uses and failed logins since the last save are lost.') })
       await vault.close()
@@ -329,6 +382,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     async unlock (secret) { await vault.unlock(secret); await afterUnlock() },
     async lock () { await vault.lock() },
     scrub,
+    backup: backupNow,
     submissionPort: () => submit.port()
   }
 }

@@ -36,6 +36,11 @@ export interface ImapTargetInit {
   connectTimeoutMs?: number
   /** Silence on an open connection before it is dropped, ms. Default 120 s (a 16 MiB APPEND on a slow line). */
   socketTimeoutMs?: number
+  /**
+   * Reach the server through this proxy, e.g. Tor's SOCKS port as `socks5://127.0.0.1:9050`
+   * (imapflow hands the host name to a socks5 proxy unresolved, so tor resolves it).
+   */
+  proxy?: string
 }
 
 export interface ImapTargetComponents {
@@ -212,7 +217,9 @@ export class ImapBackupTarget implements BackupTarget {
       connectionTimeout: timeout,
       greetingTimeout: timeout,
       socketTimeout: this.init.socketTimeoutMs ?? 120_000,
-      clientInfo: { name: 'smtorp' },
+      // RFC 2971 ID: imapflow would name itself, its version and vendor; say nothing that tells the software apart.
+      clientInfo: { name: 'mail', version: '1', vendor: 'mail', 'support-url': 'none' },
+      ...(this.init.proxy !== undefined ? { proxy: this.init.proxy } : {}),
     })
     // imapflow emits 'error' for a connection that fails between commands; without a
     // listener that would end the process. The failed command itself rejects and is reported.

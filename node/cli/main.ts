@@ -1,5 +1,5 @@
 // smtorp command line: init | start | run | send | status | queue | retry | unlock | lock |
-// passwd | scrub
+// passwd | scrub | backup | restore
 import { parseArgs } from 'node:util'
 import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -17,6 +17,8 @@ import { vault as openVault, VaultError, type ScrubReport, type UnlockSecret } f
 import { askSecret, secretFromFile } from './secret.ts'
 import { UiConfigError } from '../../ui/server.ts'
 import { createOwnKey, formatFingerprint, type OwnKeyInfo } from '../openpgp/index.ts'
+import { imapBackupTarget, restoreFromTarget, BackupError, BackupTargetError, DEFAULT_BACKUP_FOLDER, type RestoreReport } from '../backup/index.ts'
+import type { LastBackup } from '../backup/scheduler.ts'
 
 const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
@@ -40,7 +42,16 @@ usage: smtorp <command> [--data DIR] [options]
                               give back the space of deleted mail
   send   --to ADDR [--to ADDR...] [--subject S] [--body TEXT | < message.eml]
                               send mail through the running node's submission port
-  status                      what the node is doing: tor, onion, queue
+  backup                      back the running node up now onto the IMAP account of its
+                              config (backup.imap) and say what was sent
+  restore --imap-host H [--imap-port 993] --imap-user U --imap-password-file F
+          [--imap-starttls | --imap-insecure] [--imap-proxy socks5://127.0.0.1:9050]
+          [--folder smtorp-backup] --data NEWDIR
+                              bring a node back from its backup in an IMAP account into a
+                              new, empty data directory; asks for the passphrase. Then
+                              "smtorp start --data NEWDIR". --imap-insecure: no TLS at all
+                              (only for a server on this machine)
+  status                      what the node is doing: tor, onion, queue, last backup
   queue                       messages waiting for delivery, per recipient
   retry                       try every waiting recipient now
 
@@ -71,6 +82,14 @@ async function main (): Promise<void> {
       json: { type: 'boolean' },
       recovery: { type: 'boolean' },
       'passphrase-file': { type: 'string' },
+      'imap-host': { type: 'string' },
+      'imap-port': { type: 'string' },
+      'imap-user': { type: 'string' },
+      'imap-password-file': { type: 'string' },
+      'imap-insecure': { type: 'boolean' },
+      'imap-starttls': { type: 'boolean' },
+      'imap-proxy': { type: 'string' },
+      folder: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -114,6 +133,28 @@ async function main (): Promise<void> {
       print(report, values.json === true, formatScrub)
       if (report.lost.length > 0) process.exitCode = 2
       return
+    }
+    case 'backup': {
+      const result = await askNode(control, { command: 'backup' }, 24 * 3_600_000) as LastBackup
+      print(result, values.json === true, formatBackup)
+      if (!result.ok) process.exitCode = 1
+      return
+    }
+    case 'restore': {
+      const host = values['imap-host']
+      const imapUser = values['imap-user']
+      const passwordFile = values['imap-password-file']
+      if (host === undefined || imapUser === undefined || passwordFile === undefined) fail('restore needs --imap-host, --imap-user and --imap-password-file (and --data NEWDIR)')
+      if (values.data === undefined) fail('restore needs --data NEWDIR: the new, empty data directory to restore into')
+      const port = values['imap-port'] === undefined ? 993 : Number(values['imap-port'])
+      if (!Number.isInteger(port) || port < 1 || port > 65535) fail('--imap-port must be a port number')
+      if (values['imap-insecure'] === true && values['imap-starttls'] === true) fail('--imap-insecure and --imap-starttls exclude each other')
+      const security = values['imap-insecure'] === true ? 'plain' : values['imap-starttls'] === true ? 'starttls' : 'tls'
+      const pass = await secretFromFile(passwordFile)
+      const passphrase = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await askSecret('Passphrase of the backed-up node: ')
+      const proxy = values['imap-proxy']
+      if (proxy !== undefined && !/^socks5?:\/\/[^/?#]+$/.test(proxy)) fail('--imap-proxy must be a SOCKS URL such as socks5://127.0.0.1:9050 (a tor on this machine)')
+      return await restore(dataDir, { host, port, security, user: imapUser, pass, folder: values.folder ?? DEFAULT_BACKUP_FOLDER, ...(proxy !== undefined ? { proxy } : {}) }, passphrase, values.json === true)
     }
     case 'send': return await send(dataDir, values.to ?? [], values.subject, values.body)
     case 'status': return print(await askNode(join(dataDir, 'control.sock'), { command: 'status' }) as NodeStatus, values.json === true, formatStatus)
@@ -214,6 +255,48 @@ async function start (dataDir: string, unlock: UnlockSecret | undefined): Promis
   process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n${node.ui !== undefined ? `  web UI ${node.ui.url()}\n` : ''}  vault ${node.vault.state()}${node.vault.state() === 'locked' ? ': mail arrives; run "smtorp unlock" to read and send' : ''}\n`)
 }
 
+async function restore (dataDir: string, imap: { host: string, port: number, security: 'tls' | 'starttls' | 'plain', user: string, pass: string, folder: string, proxy?: string }, passphrase: string, json: boolean): Promise<void> {
+  const logger = createLogger({ level: 'warn' })
+  const target = imapBackupTarget({
+    host: imap.host, port: imap.port, secure: imap.security === 'tls', doSTARTTLS: imap.security === 'starttls', user: imap.user, pass: imap.pass, folder: imap.folder,
+    ...(imap.proxy !== undefined ? { proxy: imap.proxy } : {})
+  }, { logger })
+  let report: RestoreReport
+  try {
+    report = await restoreFromTarget({ target, passphrase, dataDir, logger })
+  } finally {
+    await target.close().catch(() => {})
+  }
+  const config = await loadConfig(dataDir)
+  const identity = await loadIdentity(dataDir, config.user)
+  print({ address: identity.address, ...report }, json, r => [
+    `Restored a node into ${dataDir} from ${target.description}`,
+    `  your address: ${r.address}`,
+    `  backup of:    ${r.created}`,
+    `  messages:     ${r.restored} restored of ${r.messages}${r.duplicates > 0 ? ` (${r.duplicates} duplicates)` : ''}`,
+    `  damaged:      ${r.damaged.length === 0 ? 'none' : `${r.damaged.length}`}`,
+    ...r.damaged.map(d => `    ${d.folder} ${d.messageId !== undefined ? `<${d.messageId}>` : d.blob}: ${d.reason}`),
+    '',
+    `Start it with "smtorp start --data ${dataDir}" (stop the old node first: both would publish the same onion address).`,
+    ''
+  ].join('\n'))
+  if (report.damaged.length > 0) process.exitCode = 2
+}
+
+function formatBackup (b: LastBackup): string {
+  const when = `${b.finishedAt} (${((Date.parse(b.finishedAt) - Date.parse(b.startedAt)) / 1000).toFixed(1)} s)`
+  if (!b.ok || b.report === undefined) return `backup FAILED at ${when} onto ${b.target}: ${b.error ?? 'no reason given'}\n`
+  const r = b.report
+  return [
+    `backup done at ${when} onto ${b.target}`,
+    `messages  ${r.messages}`,
+    `uploaded  ${r.uploaded} (${(r.uploadedBytes / 1024).toFixed(1)} KiB)`,
+    `kept      ${r.kept}`,
+    `deleted   ${r.deleted}`,
+    ''
+  ].join('\n')
+}
+
 async function send (dataDir: string, to: string[], subject: string | undefined, body: string | undefined): Promise<void> {
   if (to.length === 0) fail('send needs at least one --to ADDRESS')
   const config = await loadConfig(dataDir)
@@ -269,6 +352,9 @@ function formatStatus (s: NodeStatus): string {
     `submission  127.0.0.1:${s.submissionPort}`,
     `connections ${s.connections.open} open, ${s.connections.opened} opened since start`,
     `queue       ${s.queue.length === 0 ? 'empty' : `${s.queue.length} message(s) waiting`}`,
+    ...(s.backup !== undefined
+      ? [`backup      ${s.backup.running ? 'running now; ' : ''}${s.backup.last === undefined ? 'none yet' : s.backup.last.ok ? `last ${s.backup.last.finishedAt}: ${s.backup.last.report!.messages} messages (${s.backup.last.report!.uploaded} uploaded)` : `last FAILED ${s.backup.last.finishedAt}: ${s.backup.last.error ?? ''}`} onto ${s.backup.target}`]
+      : ['backup      not configured']),
     `vault       ${s.vault.state}${s.vault.scrubbing ? ', scrubbing' : ''}${s.vault.lastScrub !== undefined ? `, last scrub ${new Date(s.vault.lastScrub.finishedAt).toISOString()}: ${s.vault.lastScrub.repairedShards} shards repaired, ${s.vault.lastScrub.lost.length} objects lost` : ''}`
   ]
   return `${lines.join('\n')}\n${s.queue.length > 0 ? formatQueue(s.queue) : ''}`
@@ -288,7 +374,7 @@ function formatQueue (entries: QueueStatusEntry[]): string {
 }
 
 main().catch((err: Error) => {
-  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError || err instanceof UiConfigError) fail(err.message)
+  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError || err instanceof UiConfigError || err instanceof BackupError || err instanceof BackupTargetError) fail(err.message)
   fail(`unexpected error: ${err.stack ?? err.message}`)
 })
 

@@ -24,6 +24,26 @@ export interface RelayConfig {
   viaTor: boolean
 }
 
+/** Encrypted, incremental backup into a folder of the owner's IMAP account (spec/backup.md). */
+export interface ImapBackupConfig {
+  host: string
+  /** Default 993. */
+  port: number
+  /** "tls": TLS from the first byte (default); "starttls": plain then STARTTLS, required;
+   * "plain": no TLS at all (only for a server on loopback, e.g. tests). */
+  security: 'tls' | 'starttls' | 'plain'
+  user: string
+  password: string
+  /** Default "smtorp-backup". */
+  folder: string
+  /** A backup runs this often (default 60; 0: only after new mail and "smtorp backup"). */
+  everyMinutes: number
+  /** A backup runs this long after new mail arrives (default 300; 0: not after new mail). */
+  afterNewMailSeconds: number
+  /** Reach the account through Tor's SOCKS port (default true). */
+  viaTor: boolean
+}
+
 export interface NodeConfig {
   dataDir: string
   /** The owner's local part: mail address is <user>@<onion>.onion. */
@@ -88,6 +108,7 @@ export interface NodeConfig {
     /** Ask the recipient's domain's Web Key Directory, only through Tor. */
     wkd: boolean
   }
+  backup: { imap?: ImapBackupConfig }
   log: { level: string }
 }
 
@@ -113,6 +134,7 @@ export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
     },
     vault: { dataShards: 4, parityShards: 2, passphraseMemoryKiB: 65536, passphraseIterations: 3, scrubEveryHours: 24, scrubPauseMs: 20 },
     openpgp: { preferEncrypt: 'mutual', keyservers: [], wkd: true },
+    backup: {},
     log: { level: 'info' }
   }
 }
@@ -205,7 +227,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   if (!isObject(source)) throw new ConfigError('config: the file must be a YAML mapping')
   const base = defaultConfig(dataDir)
   const top = new Reader(source, '')
-  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'openpgp', 'log'])
+  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'openpgp', 'backup', 'log'])
   const user = top.string('user', base.user).toLowerCase()
   if (!LOCAL_PART.test(user)) throw new ConfigError('config: user must be a plain local part such as "alice" (letters, digits, ".", "_", "-")')
 
@@ -290,6 +312,32 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
     }
   }
 
+  const b = top.section('backup')
+  b.unknownKeys(['imap'])
+  let imapBackup: ImapBackupConfig | undefined
+  if (b.has('imap')) {
+    const i = b.section('imap')
+    i.unknownKeys(['host', 'port', 'security', 'user', 'password', 'folder', 'everyMinutes', 'afterNewMailSeconds', 'viaTor'])
+    for (const key of ['host', 'user', 'password']) {
+      if (!i.has(key)) throw new ConfigError(`config: backup.imap.${key} is required when backup.imap is configured`)
+    }
+    const folder = i.string('folder', 'smtorp-backup')
+    if (/[\x00-\x1f\x7f*%]/.test(folder)) throw new ConfigError('config: backup.imap.folder may not hold control characters, * or %')
+    imapBackup = {
+      host: i.string('host', ''),
+      port: i.int('port', 993, 1, 65535),
+      security: i.oneOf('security', 'tls', ['tls', 'starttls', 'plain']) as ImapBackupConfig['security'],
+      user: i.string('user', ''),
+      password: i.string('password', ''),
+      folder,
+      everyMinutes: i.int('everyMinutes', 60, 0, 7 * 24 * 60),
+      afterNewMailSeconds: i.int('afterNewMailSeconds', 300, 0, 24 * 3600),
+      // Through Tor by default: the provider then does not learn where the node is (issue 6:
+      // nothing leaves the node except through Tor during backup).
+      viaTor: i.bool('viaTor', true)
+    }
+  }
+
   return {
     dataDir,
     user,
@@ -323,6 +371,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
       scrubPauseMs: v.int('scrubPauseMs', base.vault.scrubPauseMs, 0, 60_000)
     },
     openpgp,
+    backup: imapBackup !== undefined ? { imap: imapBackup } : {},
     log: { level: l.oneOf('level', base.log.level, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }
   }
 }

@@ -5,7 +5,7 @@ import { createServer, createConnection, type Server } from 'node:net'
 import { chmod, rm } from 'node:fs/promises'
 
 export type ControlRequest =
-  | { command: 'status' } | { command: 'queue' } | { command: 'retry' } | { command: 'lock' } | { command: 'scrub' }
+  | { command: 'status' } | { command: 'queue' } | { command: 'retry' } | { command: 'lock' } | { command: 'scrub' } | { command: 'backup' }
   // Secrets travel only over this socket (mode 0600 in the data directory) and are never logged.
   | { command: 'unlock', secret: { passphrase: string } | { recoveryCode: string } }
   | { command: 'passphrase', passphrase: string }

@@ -1,0 +1,120 @@
+// When the node backs itself up onto its IMAP account (spec/backup.md): after the first
+// unlock, then every `everyMinutes`, a little after new mail (debounced, so a burst of mail
+// makes one backup), and when the owner asks ("smtorp backup"). One run at a time: a request
+// during a run waits for that run and gets its result, and a new-mail request during a run
+// schedules another one after it. A failed run is logged and kept for status; it never
+// reaches mail handling.
+import type { Logger } from '../log/index.ts'
+import type { BackupReport } from './mailbox-backup.ts'
+
+export interface BackupSchedulerInit {
+  /** A backup starts this often (0: only after new mail and on demand). */
+  everyMinutes: number
+  /** A backup starts this long after new mail (a burst of mail makes one backup). 0: never. */
+  afterNewMailMs: number
+  /** What the node's backup target is, for the log and status (no secrets). */
+  description: string
+}
+
+export interface BackupSchedulerComponents {
+  logger: Logger
+  /** One backup run; throws to say why it could not be done. */
+  run: () => Promise<BackupReport>
+  /** Whether a run can be done now (the vault is unlocked); scheduled runs are skipped otherwise. */
+  ready: () => boolean
+}
+
+/** The last backup run, for status. Counts only, never content. */
+export interface LastBackup {
+  target: string
+  startedAt: string
+  finishedAt: string
+  ok: boolean
+  report?: BackupReport
+  /** Why the run failed, as a sentence. */
+  error?: string
+}
+
+export class BackupScheduler {
+  private readonly log: Logger
+  private running: Promise<LastBackup> | undefined
+  private again = false
+  private lastRun: LastBackup | undefined
+  private interval: NodeJS.Timeout | undefined
+  private debounce: NodeJS.Timeout | undefined
+  private stopped = true
+  /** A backup was due while the vault was locked; the next unlock makes it. */
+  private missed = false
+
+  constructor (private readonly init: BackupSchedulerInit, private readonly components: BackupSchedulerComponents) {
+    this.log = components.logger.child({ component: 'backup', target: init.description })
+  }
+
+  /** Start the periodic runs; the first one is asked for by afterUnlock(). */
+  start (): void {
+    this.stopped = false
+    if (this.init.everyMinutes > 0) {
+      this.interval = setInterval(() => { this.scheduled('periodic') }, this.init.everyMinutes * 60_000)
+      this.interval.unref()
+    }
+  }
+
+  /** The vault was unlocked: back up at once after the first unlock, or when one was missed while locked. */
+  afterUnlock (): void {
+    if (this.lastRun === undefined || this.missed) this.scheduled(this.lastRun === undefined ? 'first unlock' : 'missed while locked')
+  }
+
+  /** New mail was stored: back up a little later. */
+  newMail (): void {
+    if (this.stopped || this.init.afterNewMailMs <= 0 || this.debounce !== undefined) return
+    this.debounce = setTimeout(() => { this.debounce = undefined; this.scheduled('new mail') }, this.init.afterNewMailMs)
+    this.debounce.unref()
+  }
+
+  /** Back up now (or join the run under way) and say how it went; never throws. */
+  async backupNow (): Promise<LastBackup> {
+    if (this.running !== undefined) return await this.running
+    this.running = this.runOnce().finally(() => {
+      this.running = undefined
+      if (this.again && !this.stopped) { this.again = false; this.scheduled('new mail during the last run') }
+    })
+    return await this.running
+  }
+
+  get description (): string { return this.init.description }
+  last (): LastBackup | undefined { return this.lastRun }
+  inProgress (): boolean { return this.running !== undefined }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearInterval(this.interval)
+    clearTimeout(this.debounce)
+    this.debounce = undefined
+    await this.running?.catch(() => {})
+  }
+
+  private scheduled (why: string): void {
+    if (this.stopped) return
+    if (!this.components.ready()) { this.missed = true; this.log.debug({ why }, 'A backup was due but the vault is locked; it waits for the next one.'); return }
+    if (this.running !== undefined) { if (why === 'new mail') this.again = true; return }
+    this.missed = false
+    this.log.debug({ why }, 'A backup starts.')
+    this.backupNow().catch(() => {})
+  }
+
+  private async runOnce (): Promise<LastBackup> {
+    const startedAt = new Date().toISOString()
+    let result: LastBackup
+    try {
+      const report = await this.components.run()
+      result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: true, report }
+      this.log.info({ ...report }, `Backed up ${report.messages} messages: ${report.uploaded} uploaded, ${report.kept} already there, ${report.deleted} deleted.`)
+    } catch (err) {
+      const error = (err as Error).message
+      result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: false, error }
+      this.log.error({ err: error }, 'The backup failed; the previous backup on the target stays as it was.')
+    }
+    this.lastRun = result
+    return result
+  }
+}
