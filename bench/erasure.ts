@@ -23,22 +23,11 @@ import { parseArgs } from 'node:util'
 import { nativeErasureCodec } from '../node/vault/erasure/native.ts'
 import { wasmErasureCodec } from '../node/vault/erasure/wasm.ts'
 import type { ErasureCodec } from '../node/vault/erasure/index.ts'
-import { median } from './lib/stats.ts'
+import { median, runFor } from './lib/stats.ts'
 
 const SIZES = [64 * 1024, 1024 * 1024]
 const SHAPES: Array<[k: number, m: number]> = [[4, 2], [10, 4]]
 
-async function runFor (ms: number, op: () => unknown): Promise<{ ops: number, ms: number }> {
-  const start = performance.now()
-  let ops = 0
-  let now: number
-  do {
-    await op()
-    ops++
-    now = performance.now()
-  } while (now - start < ms)
-  return { ops, ms: now - start }
-}
 
 /** MB/s of `op` on `bytes` object bytes: the median of 3 slices after a warm-up. */
 async function megabytesPerSecond (sliceMs: number, bytes: number, op: () => unknown): Promise<number> {

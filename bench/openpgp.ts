@@ -53,7 +53,7 @@ import { readIncoming } from '../node/openpgp/incoming.ts'
 import { formatAutocryptHeader } from '../protocol/autocrypt.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
 import type { Vault } from '../node/vault/index.ts'
-import { median, prng } from './lib/stats.ts'
+import { median, prng, runFor } from './lib/stats.ts'
 import { zipfVocabulary, type Vocabulary } from './lib/vocabulary.ts'
 
 const SIZES = [10 * 1024, 1024 * 1024]
@@ -123,17 +123,6 @@ function plainMessage (o: { from: Person, to: string, subject: string, messageId
 
 // --- crypto figures ------------------------------------------------------------------------
 
-async function runFor (ms: number, op: () => Promise<unknown> | unknown): Promise<{ ops: number, ms: number }> {
-  const start = performance.now()
-  let ops = 0
-  let now: number
-  do {
-    await op()
-    ops++
-    now = performance.now()
-  } while (now - start < ms && ops < MAX_OPS_PER_SLICE)
-  return { ops, ms: now - start }
-}
 
 /** Operations per second of `op`: the median of 3 slices after a warm-up. */
 async function opsPerSecond (sliceMs: number, op: () => Promise<unknown> | unknown): Promise<number> {
@@ -145,11 +134,11 @@ async function opsPerSecond (sliceMs: number, op: () => Promise<unknown> | unkno
  * slice of each in turn, so a figure and its reference see the same drift; medians.
  */
 async function opsPerSecondAlternating (sliceMs: number, ops: Array<() => Promise<unknown> | unknown>): Promise<number[]> {
-  for (const op of ops) await runFor(sliceMs / 2, op)
+  for (const op of ops) await runFor(sliceMs / 2, op, MAX_OPS_PER_SLICE)
   const rates: number[][] = ops.map(() => [])
   for (let slice = 0; slice < 3; slice++) {
     for (const [i, op] of ops.entries()) {
-      const run = await runFor(sliceMs, op)
+      const run = await runFor(sliceMs, op, MAX_OPS_PER_SLICE)
       rates[i]!.push(run.ops / (run.ms / 1000))
     }
   }

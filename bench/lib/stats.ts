@@ -25,3 +25,19 @@ export function prng (seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
+
+/**
+ * Run `op` over and over for about `ms` (and at most `maxOps` times), one at a time; how many
+ * runs fit and how long they really took.
+ */
+export async function runFor (ms: number, op: () => Promise<unknown> | unknown, maxOps = Infinity): Promise<{ ops: number, ms: number }> {
+  const start = performance.now()
+  let ops = 0
+  let now: number
+  do {
+    await op()
+    ops++
+    now = performance.now()
+  } while (now - start < ms && ops < maxOps)
+  return { ops, ms: now - start }
+}

@@ -453,11 +453,13 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     return addresses.map(raw => {
       const a = canonicalAddress(raw)
       const record = peers.get(a)
-      const base = fromStored(record?.autocrypt ?? {})
-      // TOFU decides the key; Autocrypt decides whether to encrypt by default.
-      const pinnedBytes = record?.pinned !== undefined ? pinnedKeydata(record) : undefined
-      const state: PeerState | undefined = record === undefined ? undefined : { ...base, ...(pinnedBytes !== undefined ? { publicKey: pinnedBytes } : { publicKey: undefined }) }
-      if (state !== undefined && state.publicKey === undefined) delete state.publicKey
+      // TOFU decides the key, Autocrypt whether to encrypt by default: the pinned key stands in
+      // for Autocrypt's public_key (recommend() only asks whether there is one, and we never
+      // encrypt to its target key), so a changed key announced later does not count.
+      const { publicKey: _announced, ...autocrypt } = fromStored(record?.autocrypt ?? {})
+      const state: PeerState | undefined = record === undefined
+        ? undefined
+        : { ...autocrypt, ...(record.pinned !== undefined ? { publicKey: Buffer.from(record.pinned.fingerprint, 'hex') } : {}) }
       let recommendation = recommend(state, { ownPreferEncrypt: preferEncrypt, replyToEncrypted: options.replyToEncrypted === true }).ui
       if (record?.changed !== undefined && recommendation === 'encrypt') recommendation = 'discourage'
       const key: RecipientSecurity['key'] = record?.pinned !== undefined ? (record.pinned.verified ? 'verified' : 'pinned') : state?.gossipKey !== undefined ? 'gossip' : 'none'
@@ -470,18 +472,6 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
         ...(record?.route !== undefined ? { route: record.route.mailbox } : {})
       }
     })
-  }
-
-  /** Autocrypt's recommendation needs keydata bytes; the pinned key's, made once per record. */
-  const keydataCache = new Map<string, Buffer>()
-  function pinnedKeydata (record: PeerRecord): Buffer {
-    const pinned = record.pinned as NonNullable<PeerRecord['pinned']>
-    let bytes = keydataCache.get(pinned.fingerprint)
-    if (bytes === undefined) {
-      bytes = Buffer.from(pinned.fingerprint, 'hex') // stands for the key: recommend() only tests presence
-      keydataCache.set(pinned.fingerprint, bytes)
-    }
-    return bytes
   }
 
   function wouldEncrypt (addresses: string[], options: { replyToEncrypted?: boolean } = {}): boolean {

@@ -23,12 +23,11 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { freeLoopbackPort, killOnExit } from './processes.ts'
+import { freeLoopbackPort, killOnExit, readGreeting, tail } from './processes.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -153,31 +152,7 @@ service imap-login {
 `
 }
 
-/** Resolves with the first line the server sends, or rejects. */
-async function readGreeting (port: number): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    let data = ''
-    socket.setTimeout(2000, () => { socket.destroy(); reject(new Error('no greeting')) })
-    socket.on('error', reject)
-    socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1')
-      if (data.includes('\n')) {
-        socket.end('a LOGOUT\r\n')
-        socket.destroy()
-        resolve(data.split('\r\n')[0] ?? '')
-      }
-    })
-  })
-}
 
-async function tail (file: string, lines = 30): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n')
-  } catch {
-    return '(no log)'
-  }
-}
 
 class RunningDovecot implements DovecotInstance {
   readonly host = '127.0.0.1' as const
@@ -221,7 +196,7 @@ class RunningDovecot implements DovecotInstance {
         throw new DovecotHarnessError(`Dovecot exited during start (${child.exitCode ?? child.signalCode}): ${output.trim()}\nlog tail:\n${await tail(this.logFile)}`)
       }
       try {
-        const greeting = await readGreeting(this.port)
+        const greeting = await readGreeting(this.port, 'a LOGOUT\r\n')
         if (greeting.startsWith('* OK') && greeting.includes(GREETING)) return
       } catch {
         // not listening yet
@@ -259,7 +234,7 @@ class RunningDovecot implements DovecotInstance {
     const deadline = Date.now() + 5000
     while (Date.now() < deadline) {
       try {
-        await readGreeting(this.port)
+        await readGreeting(this.port, 'a LOGOUT\r\n')
       } catch {
         return
       }

@@ -38,11 +38,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, rmSync } from 'node:fs'
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { freeLoopbackPort, killOnExit } from './processes.ts'
+import { freeLoopbackPort, killOnExit, readGreeting, tail } from './processes.ts'
 
 const execFileAsync = promisify(execFile)
 
@@ -283,31 +282,7 @@ async function makeSaslDb (dir: string, user: string, pass: string, postfixGid: 
   await chmod(db, 0o640)
 }
 
-/** Resolves with the first line the server sends, or rejects. */
-async function readGreeting (port: number): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    let data = ''
-    socket.setTimeout(2000, () => { socket.destroy(); reject(new Error('no greeting')) })
-    socket.on('error', reject)
-    socket.on('data', (d: Buffer) => {
-      data += d.toString('latin1')
-      if (data.includes('\n')) {
-        socket.end('QUIT\r\n')
-        socket.destroy()
-        resolve(data.split('\r\n')[0] ?? '')
-      }
-    })
-  })
-}
 
-async function tail (file: string, lines = 30): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n')
-  } catch {
-    return '(no log)'
-  }
-}
 
 function headerValue (raw: Buffer, name: string): string | undefined {
   // Postfix prepends these at the top; looking in the first 4 KiB is enough.
@@ -501,7 +476,7 @@ export async function startPostfix (init: PostfixInit): Promise<PostfixInstance>
       throw new PostfixHarnessError(`Postfix ${init.role} exited during start (${child.exitCode ?? child.signalCode}): ${output.trim()}\nlog tail:\n${log}`)
     }
     try {
-      const greeting = await readGreeting(port)
+      const greeting = await readGreeting(port, 'QUIT\r\n')
       if (greeting.startsWith('220') && greeting.includes(BANNER)) return instance
     } catch {
       // not listening yet

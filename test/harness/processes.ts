@@ -1,6 +1,8 @@
 // What the harnesses for real servers (postfix.ts, dovecot.ts) share: a free loopback port,
-// and killing what is left of their processes when the test process ends.
-import { createServer } from 'node:net'
+// killing what is left of their processes when the test process ends, reading a server's
+// greeting, and the end of its log for an error message.
+import { connect, createServer } from 'node:net'
+import { readFile } from 'node:fs/promises'
 
 /** Something a harness started that can be killed synchronously. */
 export interface Killable {
@@ -46,4 +48,31 @@ export async function freeLoopbackPort (): Promise<number> {
       })
     })
   })
+}
+
+/** Resolves with the first line the server on 127.0.0.1:`port` sends, then says `farewell`; or rejects. */
+export async function readGreeting (port: number, farewell: string): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    let data = ''
+    socket.setTimeout(2000, () => { socket.destroy(); reject(new Error('no greeting')) })
+    socket.on('error', reject)
+    socket.on('data', (d: Buffer) => {
+      data += d.toString('latin1')
+      if (data.includes('\n')) {
+        socket.end(farewell)
+        socket.destroy()
+        resolve(data.split('\r\n')[0] ?? '')
+      }
+    })
+  })
+}
+
+/** The last lines of a log file, or "(no log)". */
+export async function tail (file: string, lines = 30): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n')
+  } catch {
+    return '(no log)'
+  }
 }
