@@ -10,7 +10,7 @@ import { SMTPServer } from 'smtp-server'
 import { startPostfix, missingPostfixPrerequisites, type PostfixInstance } from './harness/postfix.ts'
 import { testRelay } from '../node/delivery/index.ts'
 import type { RelayConfig } from '../node/config/index.ts'
-import { sharedTorNetwork, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
+import { sharedTorNetwork, connectThroughTor, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
 import { torService } from '../node/tor/index.ts'
 import { silentLogger } from '../node/log/index.ts'
 import { expandedSecretKey, generateOnionKey } from '../protocol/onion.ts'
@@ -71,6 +71,9 @@ describe('testing relay settings against a real Postfix', { skip: missing.length
       await publisher.start()
       const onion = await publisher.publishOnion({ expandedSecretKey: expandedSecretKey(generateOnionKey().seed), virtualPort: 587, target: { host: '127.0.0.1', port: postfix.port } })
       await publisher.waitForDescriptorUpload(onion, 60_000)
+      // For a few seconds after publication tor may answer "descriptor not found"; wait until it connects.
+      const probe = await connectThroughTor(client.socksPort, `${onion}.onion`, 587, 30_000)
+      probe.socket.destroy()
       const socksPort = client.socksPort
       const result = await testRelay({ ...settings, host: `${onion}.onion`, port: 587, viaTor: true }, { socksEndpoint: () => ({ host: '127.0.0.1', port: socksPort }), timeoutMs: 60_000 })
       assert.deepEqual(result, { ok: true, message: `Connected to ${onion}.onion:587 through Tor, TLS on (certificate not checked), logged in as carol.` })
