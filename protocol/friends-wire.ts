@@ -1,4 +1,4 @@
-// The frame every friends protocol carries (spec/backup.md part 3, section 11): one frame per
+// The frame every friends protocol carries (spec/friends.md, "Frames"): one frame per
 // request and one per answer, each sent as a libp2p length-prefixed message (unsigned varint
 // length, then the bytes) on a stream of its own.
 //

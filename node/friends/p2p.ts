@@ -1,4 +1,4 @@
-// The node's libp2p host for friends (spec/backup.md part 3): Noise for encryption and
+// The node's libp2p host for friends (spec/friends.md): Noise for encryption and
 // authentication, yamux for streams, and the node's onion key as its libp2p identity, so a
 // peer id and an onion address name the same key (protocol/onion.ts) and a friend can be
 // dialled knowing only one of them.
