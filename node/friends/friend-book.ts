@@ -117,9 +117,9 @@ export class FriendBook {
     checkQuota(friend.quotaForThem)
     checkQuota(friend.quotaFromThem)
     const entry: Friend = { ...friend, onion: friend.onion.toLowerCase().replace(/\.onion$/, ''), name: cleanName(friend.name), addedAt: friend.addedAt ?? new Date().toISOString() }
-    const index = this.book.friends.findIndex(f => f.onion === entry.onion)
-    if (index === -1) this.book.friends.push(entry)
-    else this.book.friends[index] = { ...this.book.friends[index], ...entry, addedAt: this.book.friends[index].addedAt }
+    const existing = this.book.friends.find(f => f.onion === entry.onion)
+    if (existing === undefined) this.book.friends.push(entry)
+    else Object.assign(existing, entry, { addedAt: existing.addedAt })
     await this.save()
     return structuredClone(this.book.friends.find(f => f.onion === entry.onion)!)
   }
