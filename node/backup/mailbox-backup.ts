@@ -16,7 +16,7 @@ import type { Logger } from '../log/index.ts'
 import { FOLDERS, type Folder } from '../store/mail-store.ts'
 import { associatedData, deriveKey, mac, open, seal, TamperError } from '../vault/crypto.ts'
 import { KEY_SLOTS_FORMAT, openSlots, readKeySlots, writeKeySlots, WrongSecretError as SlotNotOpenedError, type KeySlotsFile } from '../vault/key-slots.ts'
-import { Vault, type VaultInit } from '../vault/vault.ts'
+import { isMasterKeyOf, Vault, type VaultInit } from '../vault/vault.ts'
 import { BackupTargetError, type BackupTarget } from './target.ts'
 
 export const BACKUP_FORMAT = 1
@@ -28,6 +28,7 @@ const NAME_BYTES = 16
 const SEED_FILE = join('identity', 'onion.seed')
 const PASSWORD_FILE = 'submission.secret'
 const CONFIG_FILE = 'config.yaml'
+const FRIEND_BOOK_FILE = join('friends', 'book.json')
 
 /**
  * The records a backup carries, by (kind, name): record names are MACed in the vault, so it
@@ -40,10 +41,15 @@ export const BACKED_UP_RECORDS: ReadonlyArray<readonly [string, string]> = [
   ['openpgp', 'peers'],
   ['settings', 'relay'],
   ['settings', 'ui'],
-  ['settings', 'submission-credentials']
+  ['settings', 'submission-credentials'],
+  ['recovery', 'custodians'],
+  ['custody-index', 'owners']
 ]
-/** Each address in `openpgp` / `peers` has a record of this kind. */
-const PEER_KIND = 'openpgp-peer'
+/** Records that list names, and the kind of the record each name has. */
+const LISTED_RECORDS: Record<string, string> = {
+  'openpgp/peers': 'openpgp-peer',
+  'custody-index/owners': 'custody'
+}
 /** The backup's own record in the vault: vault message id → blob name, so a backup reads only new messages. */
 const NAME_CACHE: readonly [string, string] = ['backup', 'message-names']
 
@@ -130,6 +136,8 @@ interface IdentityBlob {
   config: string
   /** base64 of submission.secret, byte for byte. */
   submissionSecret: string
+  /** base64 of friends/book.json, when the node has friends. */
+  friendBook?: string
 }
 
 // ---- backup ----
@@ -267,9 +275,11 @@ async function recordsOf (vault: Vault): Promise<Manifest['records']> {
   }
   for (const [kind, name] of BACKED_UP_RECORDS) {
     const value = await add(kind, name)
-    if (kind === 'openpgp' && name === 'peers' && value !== undefined) {
-      const peers = JSON.parse(value.toString('utf8')) as unknown
-      if (Array.isArray(peers)) for (const address of peers) if (typeof address === 'string') await add(PEER_KIND, address)
+    // Lists whose entries have records of their own: peers' keys, and shares held for friends.
+    const each = LISTED_RECORDS[`${kind}/${name}`]
+    if (each !== undefined && value !== undefined) {
+      const entries = JSON.parse(value.toString('utf8')) as unknown
+      if (Array.isArray(entries)) for (const entry of entries) if (typeof entry === 'string') await add(each, entry)
     }
   }
   return out
@@ -281,7 +291,17 @@ async function identityOf (dataDir: string): Promise<IdentityBlob> {
     format: BACKUP_FORMAT,
     onionSeed: (await read(SEED_FILE)).toString('base64'),
     config: (await read(CONFIG_FILE)).toString('base64'),
-    submissionSecret: (await read(PASSWORD_FILE)).toString('base64')
+    submissionSecret: (await read(PASSWORD_FILE)).toString('base64'),
+    ...await optional('friendBook', FRIEND_BOOK_FILE)
+  }
+
+  async function optional (field: 'friendBook', file: string): Promise<Partial<IdentityBlob>> {
+    try {
+      return { [field]: (await read(file)).toString('base64') }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {}
+      throw err
+    }
   }
 }
 
@@ -289,7 +309,9 @@ async function identityOf (dataDir: string): Promise<IdentityBlob> {
 
 export interface RestoreInit {
   target: BackupTarget
-  passphrase: string
+  /** The passphrase, or the master key rebuilt from recovery shares (node/recovery/). */
+  passphrase?: string
+  masterKey?: Buffer
   /** A new data directory: absent or empty. */
   dataDir: string
   /** Options for the new vault (its directory is `<dataDir>/vault`); tests turn Argon2id down. */
@@ -325,11 +347,17 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
   const slots = parseSlots(slotsBytes)
   const vaultId = Buffer.from(slots.vaultId, 'base64')
   let master: Buffer
-  try {
-    master = await openSlots(slots, 'passphrase', Buffer.from(init.passphrase.normalize('NFC'), 'utf8'))
-  } catch (err) {
-    if (err instanceof SlotNotOpenedError) throw new WrongBackupPassphraseError('That passphrase does not open this backup; nothing was restored.')
-    throw err
+  if (init.masterKey !== undefined) {
+    if (!isMasterKeyOf(slots, init.masterKey)) throw new WrongBackupPassphraseError('The rebuilt master key does not open this backup; nothing was restored.')
+    master = Buffer.from(init.masterKey)
+  } else {
+    if (init.passphrase === undefined) throw new BackupError('A restore needs the passphrase or the rebuilt master key.')
+    try {
+      master = await openSlots(slots, 'passphrase', Buffer.from(init.passphrase.normalize('NFC'), 'utf8'))
+    } catch (err) {
+      if (err instanceof SlotNotOpenedError) throw new WrongBackupPassphraseError('That passphrase does not open this backup; nothing was restored.')
+      throw err
+    }
   }
   const key = backupKey(master, vaultId)
   try {
@@ -348,6 +376,10 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
     await writeFileDurably(join(dataDir, SEED_FILE), seed)
     await writeFileDurably(join(dataDir, PASSWORD_FILE), Buffer.from(identity.submissionSecret, 'base64'))
     await writeFileDurably(join(dataDir, CONFIG_FILE), Buffer.from(identity.config, 'base64'), 0o600)
+    if (identity.friendBook !== undefined) {
+      await mkdir(join(dataDir, 'friends'), { mode: 0o700 })
+      await writeFileDurably(join(dataDir, FRIEND_BOOK_FILE), Buffer.from(identity.friendBook, 'base64'))
+    }
     const vaultDir = join(dataDir, 'vault')
     await mkdir(vaultDir, { mode: 0o700 })
     // The same key slots, so the same master key: recovery shares and the recovery code stay valid.

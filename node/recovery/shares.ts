@@ -17,10 +17,10 @@ export class RecoveryError extends Error {
 /** Fewer distinct shares than the threshold: nothing was combined. */
 export class NotEnoughSharesError extends RecoveryError {
   override name = 'NotEnoughSharesError'
-  constructor (readonly need: number, readonly have: number) {
-    super(have === 0
+  constructor (readonly need: number, readonly have: number, message?: string) {
+    super(message ?? (have === 0
       ? `No recovery shares were given: need ${need}.`
-      : `Not enough recovery shares to rebuild the key: need ${need}, have ${have}. Fewer than ${need} shares say nothing about the key, so none was rebuilt.`)
+      : `Not enough recovery shares to rebuild the key: need ${need}, have ${have}. Fewer than ${need} shares say nothing about the key, so none was rebuilt.`))
   }
 }
 

@@ -1231,7 +1231,8 @@ export class Vault implements MailStore {
 }
 
 /** Whether `candidate` is the master key of these key slots: it opens the sealed arrival private key. */
-function isMasterKeyOf (slots: KeySlotsFile, candidate: Buffer): boolean {
+/** Whether `candidate` is the master key of the vault with these key slots (it opens the sealed arrival key). */
+export function isMasterKeyOf (slots: KeySlotsFile, candidate: Buffer): boolean {
   if (candidate.length !== 32) return false
   const vaultId = Buffer.from(slots.vaultId, 'base64')
   const keys = new VaultKeys(candidate, vaultId)

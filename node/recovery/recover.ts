@@ -1,0 +1,199 @@
+// `smtorp recover` (spec/recovery.md part 2, "Recovery"): on a new machine, with nothing but the
+// owner's old onion address and the addresses of some custodians.
+//
+// 1. A temporary libp2p host (a fresh onion key, so nobody learns where the new machine is)
+//    sends each custodian a request with a new X25519 public key, and shows the verification
+//    code of that key; each custodian's owner approves the request by hand in their web UI.
+// 2. The new machine polls; each approval gives a share and the kit sealed to its key. As soon
+//    as t shares combine (shares.ts checks them against the check value) the master key is
+//    rebuilt. Fewer than t approvals before the deadline rebuild nothing, and say so.
+// 3. The kit opens under the master key: the onion key, the vault id, the friends, the IMAP
+//    settings. A host with the node's own identity then restores the backup from the friends
+//    (any k of them) or from the IMAP account, into a new data directory, and a new
+//    passphrase is set.
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Logger } from '../log/index.ts'
+import { parseShare, type RecoveryShare } from '../../protocol/recovery-share.ts'
+import { combineShares, NotEnoughSharesError, RecoveryError } from './shares.ts'
+import { openKit, type KitContents } from './kit.ts'
+import { newRequestKeyPair, openRelease } from './release.ts'
+import { RECOVERY_PROTOCOL } from './custody.ts'
+import { PeerRefusedError, request } from '../friends/rpc.ts'
+import { onionOfSeed, type P2PHost } from '../friends/p2p.ts'
+import { restoreFromTarget, type RestoreReport } from '../backup/mailbox-backup.ts'
+import type { BackupTarget } from '../backup/target.ts'
+import { Vault, type VaultInit } from '../vault/vault.ts'
+
+export interface CustodianAddress {
+  onion: string
+  /** Where to dial instead of the onion: tests and LAN only. */
+  dial: Multiaddr
+}
+
+export type RecoveryEvent =
+  | { kind: 'asked', custodian: string, code: string }
+  | { kind: 'unreachable', custodian: string, reason: string }
+  | { kind: 'approved', custodian: string, index: number }
+  | { kind: 'refused', custodian: string, reason: string }
+  | { kind: 'key-rebuilt', from: number[], rejected: Array<{ index: number, reason: string }> }
+  | { kind: 'restoring', from: string }
+
+export interface RecoverInit {
+  /** A libp2p host with a fresh, throw-away identity, to ask the custodians. */
+  askingHost: P2PHost
+  /** The owner's old onion address (on the recovery sheet). */
+  owner: string
+  custodians: CustodianAddress[]
+  /** Where the node comes back: absent or empty. */
+  dataDir: string
+  /** The new passphrase for the restored vault. */
+  newPassphrase: string
+  /**
+   * The backup to restore from, made once the kit is open: a friends target on a host with the
+   * node's own identity, or the IMAP account. `close` is called at the end.
+   */
+  openTarget: (kit: KitContents, master: Buffer) => Promise<BackupTarget>
+  /** How long to wait for approvals; how often to ask. */
+  waitMs: number
+  pollMs?: number
+  vault?: Omit<VaultInit, 'dir'>
+  onEvent?: (event: RecoveryEvent) => void
+  logger?: Logger
+}
+
+export interface RecoverReport {
+  onion: string
+  fitting: number[]
+  restore: RestoreReport
+}
+
+export class RecoveryFailedError extends RecoveryError {
+  override name = 'RecoveryFailedError'
+}
+
+export async function recover (init: RecoverInit): Promise<RecoverReport> {
+  const existing = await readdir(init.dataDir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
+  if (existing.length > 0) throw new RecoveryFailedError(`${init.dataDir} is not empty; recovery writes only into a new, empty data directory.`)
+  const owner = init.owner.toLowerCase().replace(/\.onion$/, '')
+  const keys = await newRequestKeyPair()
+  const pollMs = init.pollMs ?? 5_000
+  const deadline = Date.now() + init.waitMs
+  const asked = new Map<string, { id: string, custodian: CustodianAddress }>()
+  const shares = new Map<string, { share: RecoveryShare, kit: Buffer }>()
+  const refused = new Map<string, string>()
+  const unreachable = new Map<string, string>()
+
+  const ask = async (c: CustodianAddress): Promise<void> => {
+    try {
+      const answer = await request(init.askingHost, c.dial, RECOVERY_PROTOCOL, { op: 'request', owner, publicKey: keys.publicKey.toString('base64') }, undefined, { timeoutMs: 90_000 })
+      const id = String(answer.header.id)
+      asked.set(c.onion, { id, custodian: c })
+      unreachable.delete(c.onion)
+      init.onEvent?.({ kind: 'asked', custodian: c.onion, code: String(answer.header.code) })
+    } catch (err) {
+      unreachable.set(c.onion, (err as Error).message)
+      init.onEvent?.({ kind: 'unreachable', custodian: c.onion, reason: (err as Error).message })
+    }
+  }
+  const poll = async (onion: string, id: string, c: CustodianAddress): Promise<void> => {
+    try {
+      const answer = await request(init.askingHost, c.dial, RECOVERY_PROTOCOL, { op: 'poll', id }, undefined, { timeoutMs: 90_000 })
+      if (answer.header.state === 'approved') {
+        const released = await openRelease(keys.privateKey, id, answer.body)
+        const share = parseShare(released.share)
+        shares.set(onion, { share, kit: Buffer.from(released.kit, 'base64') })
+        init.onEvent?.({ kind: 'approved', custodian: onion, index: share.index })
+      } else if (answer.header.state === 'refused') {
+        const reason = typeof answer.header.reason === 'string' ? answer.header.reason : 'refused'
+        refused.set(onion, reason)
+        init.onEvent?.({ kind: 'refused', custodian: onion, reason })
+      }
+    } catch (err) {
+      if (err instanceof PeerRefusedError && err.code === 'not-found') { asked.delete(onion); return } // the custodian restarted: ask again
+      unreachable.set(onion, (err as Error).message)
+    }
+  }
+
+  await Promise.all(init.custodians.map(ask))
+  let master: Buffer | undefined
+  let fitting: number[] = []
+  let kitSealed: Buffer | undefined
+  let setId: Buffer | undefined
+  for (let round = 0; Date.now() < deadline && round < 100_000; round++) {
+    const open = init.custodians.filter(c => !shares.has(c.onion) && !refused.has(c.onion))
+    await Promise.all(open.map(async (c) => {
+      const a = asked.get(c.onion)
+      if (a === undefined) await ask(c)
+      else await poll(c.onion, a.id, c)
+    }))
+    const got = [...shares.values()]
+    if (got.length > 0 && got.length >= got[0]!.share.threshold) {
+      const combined = await combineShares(got.map(g => g.share))
+      master = combined.secret
+      fitting = combined.fitting
+      init.onEvent?.({ kind: 'key-rebuilt', from: combined.fitting, rejected: combined.rejected })
+      const good = got.find(g => combined.fitting.includes(g.share.index))!
+      kitSealed = good.kit
+      setId = good.share.setId
+      break
+    }
+    if (open.length === 0 || open.every(c => refused.has(c.onion))) break
+    await new Promise(resolve => setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))))
+  }
+  if (master === undefined || kitSealed === undefined || setId === undefined) {
+    const got = [...shares.values()]
+    const t = got[0]?.share.threshold
+    const why = [
+      `${got.length} custodian${got.length === 1 ? '' : 's'} approved`,
+      t !== undefined ? `${t} are needed` : 'at least 2 are needed',
+      ...[...refused].map(([c, r]) => `${c.slice(0, 8)}… refused (${r})`),
+      ...[...unreachable].filter(([c]) => !shares.has(c)).map(([c, r]) => `${c.slice(0, 8)}… could not be reached (${r})`)
+    ].join('; ')
+    throw new NotEnoughSharesError(t ?? 2, got.length, `No key was rebuilt: ${why}. Nothing was written.`)
+  }
+
+  try {
+    const kit = openKit(master, setId, kitSealed)
+    const onion = await onionOfSeed(Buffer.from(kit.onionSeed, 'base64'))
+    if (onion !== owner) throw new RecoveryFailedError(`The shares rebuild the key of ${onion}, not of ${owner}.`)
+    const target = await init.openTarget(kit, master)
+    let restore: RestoreReport
+    try {
+      init.onEvent?.({ kind: 'restoring', from: target.description })
+      restore = await restoreFromTarget({ target, masterKey: master, dataDir: init.dataDir, ...(init.vault !== undefined ? { vault: init.vault } : {}), ...(init.logger !== undefined ? { logger: init.logger } : {}) })
+    } finally {
+      await target.close().catch(() => {})
+    }
+    const vault = new Vault({ ...init.vault, dir: join(init.dataDir, 'vault') })
+    await vault.open()
+    try {
+      await vault.unlockWithMasterKey(master)
+      await vault.changePassphrase(init.newPassphrase)
+    } finally {
+      await vault.close()
+    }
+    return { onion, fitting, restore }
+  } finally {
+    master.fill(0)
+  }
+}
+
+/** A throw-away directory for the temporary friend book a restore from friends reads. */
+export async function scratchDir (): Promise<{ dir: string, remove: () => Promise<void> }> {
+  const dir = join(tmpdir(), `smtorp-recover-${randomBytes(6).toString('hex')}`)
+  await mkdir(dir, { mode: 0o700 })
+  return { dir, remove: async () => { await rm(dir, { recursive: true, force: true }) } }
+}
+
+/** Writes the kit's friends as the restored node's friend book, if the backup had none. */
+export async function writeFriendBookFromKit (dataDir: string, kit: KitContents): Promise<void> {
+  const file = join(dataDir, 'friends', 'book.json')
+  await mkdir(join(dataDir, 'friends'), { recursive: true, mode: 0o700 })
+  const now = new Date().toISOString()
+  const book = { format: 1, friends: kit.friends.map(f => ({ ...f, addedAt: now })), invites: [] }
+  await writeFile(file, JSON.stringify(book, null, 2), { flag: 'wx', mode: 0o600 }).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err })
+}
