@@ -19,6 +19,9 @@ import { onionAddressFromPublicKey, publicKeyFromOnionAddress } from '../../prot
 import { torTransport } from './tor-transport.ts'
 import { MAX_FRAME_BYTES } from '../../protocol/friends-wire.ts'
 
+/** The virtual port of the libp2p host on the node's onion (beside port 25 for SMTP). */
+export const FRIENDS_VIRTUAL_PORT = 4001
+
 export interface P2PInit {
   /** The node's onion seed (identity/onion.seed): its libp2p identity key. */
   onionSeed: Uint8Array
@@ -49,7 +52,10 @@ export async function createP2PHost (init: P2PInit): Promise<P2PHost> {
       // which libp2p's default gater would refuse).
       denyDialMultiaddr: (ma) => !direct && !isOnionMultiaddr(ma)
     },
-    connectionManager: { maxConnections: 64 },
+    // libp2p's defaults (6 s per address, 10 s per dial and inbound upgrade) are for the open
+    // internet; a first connection to an onion takes seconds (descriptor, introduction,
+    // rendezvous) and more on a busy Tor network.
+    connectionManager: { maxConnections: 64, dialTimeout: 90_000, addressDialTimeout: 90_000, inboundUpgradeTimeout: 60_000 },
     start: true
   })
 }

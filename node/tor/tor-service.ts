@@ -57,6 +57,37 @@ export interface OnionServiceConfig {
   virtualPort: number
   /** Where tor forwards connections to (an IP address and port). */
   target: { host: string, port: number }
+  /**
+   * More ports on the same onion, each with its own target (e.g. the friends' libp2p port
+   * beside SMTP's 25). One ADD_ONION carries them all as several Port= arguments.
+   */
+  extraPorts?: Array<{ virtualPort: number, target: { host: string, port: number } }>
+}
+
+/** The ports of an onion, the main one first. */
+function portsOf (config: OnionServiceConfig): Array<{ virtualPort: number, target: { host: string, port: number } }> {
+  return [{ virtualPort: config.virtualPort, target: config.target }, ...(config.extraPorts ?? [])]
+}
+
+/** Checks an onion's ports: in range, targets IP addresses, no virtual port twice. */
+export function checkOnionPorts (config: OnionServiceConfig): void {
+  const seen = new Set<number>()
+  for (const { virtualPort, target } of portsOf(config)) {
+    if (!Number.isInteger(virtualPort) || virtualPort < 1 || virtualPort > 65535) throw new TorServiceError('virtual port out of range')
+    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535) throw new TorServiceError('target port out of range')
+    if (!/^[0-9a-fA-F.:[\]]+$/.test(target.host)) throw new TorServiceError('target host must be an IP address')
+    if (seen.has(virtualPort)) throw new TorServiceError(`virtual port ${virtualPort} is given twice`)
+    seen.add(virtualPort)
+  }
+}
+
+/**
+ * The ADD_ONION command for an onion (control-spec 3.27): the key, then one
+ * `Port=<virtual>,<host>:<port>` argument per port. Contains the secret key: never log it.
+ */
+export function addOnionCommand (config: OnionServiceConfig): string {
+  const ports = portsOf(config).map(({ virtualPort, target }) => `Port=${virtualPort},${target.host}:${target.port}`)
+  return `ADD_ONION ED25519-V3:${config.expandedSecretKey.toString('base64')} ${ports.join(' ')}`
 }
 
 export interface TorStatus {
@@ -500,8 +531,7 @@ export class TorServiceImpl implements TorService {
   // --- onions -------------------------------------------------------------------
 
   async #addOnion (control: TorControl, config: OnionServiceConfig, expected?: string): Promise<string> {
-    const key = config.expandedSecretKey.toString('base64')
-    const reply = await control.command(`ADD_ONION ED25519-V3:${key} Port=${config.virtualPort},${config.target.host}:${config.target.port}`)
+    const reply = await control.command(addOnionCommand(config))
     const address = reply.lines.map((l) => /^ServiceID=([a-z2-7]{56})$/.exec(l.text)?.[1]).find((a) => a !== undefined)
     if (address === undefined) throw new TorServiceError('tor accepted ADD_ONION but named no service id')
     if (expected !== undefined && address !== expected) throw new TorServiceError(`tor derived ${address} instead of ${expected} from the same key`)
@@ -510,9 +540,7 @@ export class TorServiceImpl implements TorService {
 
   async publishOnion (config: OnionServiceConfig): Promise<string> {
     if (config.expandedSecretKey.length !== 64) throw new TorServiceError('an expanded Ed25519 secret key has 64 bytes')
-    if (!Number.isInteger(config.virtualPort) || config.virtualPort < 1 || config.virtualPort > 65535) throw new TorServiceError('virtual port out of range')
-    if (!Number.isInteger(config.target.port) || config.target.port < 1 || config.target.port > 65535) throw new TorServiceError('target port out of range')
-    if (!/^[0-9a-fA-F.:[\]]+$/.test(config.target.host)) throw new TorServiceError('target host must be an IP address')
+    checkOnionPorts(config)
     if (!this.#started) throw new TorServiceError('start the tor service before publishing onions')
     // Wait (bounded) for a control connection: tor may be restarting.
     await this.#waitFor('the tor control connection', (s) => s.running, 60_000)
@@ -530,10 +558,15 @@ export class TorServiceImpl implements TorService {
     this.#uploadedEarly.clear()
     const address = await this.#addOnion(control, config)
     this.#onions.set(address, {
-      config: { ...config, expandedSecretKey: Buffer.from(config.expandedSecretKey), target: { ...config.target } },
+      config: {
+        ...config,
+        expandedSecretKey: Buffer.from(config.expandedSecretKey),
+        target: { ...config.target },
+        ...(config.extraPorts !== undefined ? { extraPorts: config.extraPorts.map((p) => ({ virtualPort: p.virtualPort, target: { ...p.target } })) } : {}),
+      },
       descriptorUploaded: this.#uploadedEarly.delete(address),
     })
-    this.#log.info({ onion: address, virtualPort: config.virtualPort, target: config.target }, 'Published onion service.')
+    this.#log.info({ onion: address, ports: portsOf(config) }, 'Published onion service.')
     this.#update({})
     return address
   }
