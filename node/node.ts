@@ -30,6 +30,7 @@ import { choiceFromFlags, openPgpService, type OpenPgp } from './openpgp/index.t
 import { RELAY_DESTINATION } from './delivery/index.ts'
 import { backupToTarget, imapBackupTarget } from './backup/index.ts'
 import { BackupScheduler, type LastBackup } from './backup/scheduler.ts'
+import { FriendsService, FRIENDS_VIRTUAL_PORT, type BackupState } from './friends/index.ts'
 
 export interface RecipientStatus {
   address: string
@@ -65,6 +66,8 @@ export interface NodeStatus {
   }
   /** Present when backup.imap is configured. */
   backup?: { target: string, running: boolean, last?: LastBackup }
+  /** Present when friends are enabled. */
+  friends?: BackupState & { count: number }
 }
 
 
@@ -75,6 +78,8 @@ export interface SmtorpNode {
   readonly queue: OutboundQueue
   readonly tor: TorService
   readonly openpgp: OpenPgp
+  /** Friends: backups on their nodes and recovery shares (unless config.friends.enabled is false). */
+  readonly friends: FriendsService | undefined
   /** The web UI, unless config.ui.enabled is false. */
   readonly ui: UiServer | undefined
   /** Start every service; with `unlock`, unlock the vault too (and start sending). */
@@ -203,6 +208,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   async function afterUnlock (): Promise<void> {
     await backend.afterUnlock()
     backups?.afterUnlock()
+    friends?.afterUnlock()
     if (queueStarted) {
       await queue.fileFinished()
       queue.retryNow()
@@ -247,7 +253,10 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     socksEndpoint: () => tor.socksEndpoint(),
     scrub: async (onProgress) => await scrub(0, onProgress),
     lastScrub: () => lastScrub,
-    unlock: async (secret) => { await vault.unlock(secret); await afterUnlock() }
+    unlock: async (secret) => { await vault.unlock(secret); await afterUnlock() },
+    // Both are made below; the UI asks for them only once the node runs.
+    friends: () => friends,
+    imapBackup: () => backups
   })
   // Constructed here so that a UI refused by its config (a non-loopback host) stops the start.
   const ui = config.ui.enabled
@@ -266,7 +275,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     }, {
       logger,
       ready: () => vault.state() === 'unlocked',
-      run: async () => {
+      run: async (onProgress) => {
         if (vault.state() !== 'unlocked') throw new Error('The vault is locked: unlock it, then back up.')
         const target = imapBackupTarget({
           host: imapConfig.host,
@@ -279,13 +288,28 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
           ...(imapConfig.viaTor ? { proxy: socksUrl(tor.socksEndpoint()) } : {})
         }, { logger })
         try {
-          return await backupToTarget({ vault, dataDir: config.dataDir, target, logger: logger.child({ component: 'backup' }) })
+          return await backupToTarget({ vault, dataDir: config.dataDir, target, logger: logger.child({ component: 'backup' }), ...(onProgress !== undefined ? { onProgress } : {}) })
         } finally {
           await target.close().catch(() => {})
         }
       }
     })
   vault.onAdded(() => { backups?.newMail() })
+
+  // Friends reach the node at port 4001 of its onion, through Tor only (config friends.direct
+  // adds plain TCP for tests and LANs).
+  const friends = config.friends.enabled
+    ? await FriendsService.open({
+      config: config.friends,
+      dataDir: config.dataDir,
+      identity,
+      vault,
+      socks: () => { try { return tor.socksEndpoint() } catch { return undefined } },
+      ...(config.backup.imap !== undefined ? { imap: config.backup.imap } : {}),
+      ownName: config.user,
+      logger
+    })
+    : undefined
   async function backupNow (): Promise<LastBackup> {
     if (backups === undefined) throw new Error('No backup is configured: add a backup.imap section to config.yaml.')
     return await backups.backupNow()
@@ -302,7 +326,8 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       queue: queue.list().map(describeQueueEntry),
       connections: { opened: stats.connectionsOpened, open: stats.open },
       vault: { state: vault.state(), unlockDelaySeconds: vault.unlockDelaySeconds(), ...(lastScrub !== undefined ? { lastScrub } : {}), scrubbing: scrubbing !== undefined },
-      ...(backups !== undefined ? { backup: { target: backups.description, running: backups.inProgress(), ...(backups.last() !== undefined ? { last: backups.last()! } : {}) } } : {})
+      ...(backups !== undefined ? { backup: { target: backups.description, running: backups.inProgress(), ...(backups.last() !== undefined ? { last: backups.last()! } : {}) } } : {}),
+      ...(friends !== undefined ? { friends: { ...friends.backupState(), count: friends.book.friends().length } } : {})
     }
   }
 
@@ -317,10 +342,31 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
         case 'passphrase': await vault.changePassphrase(request.passphrase); return 'ok'
         case 'scrub': return await scrub()
         case 'backup': return await backupNow()
-        default: throw new Error('unknown command')
+        default: return await friendsCommand(request)
       }
     }
   })
+
+  /** The control socket's friends and recovery commands. */
+  async function friendsCommand (request: ControlRequest): Promise<unknown> {
+    if (friends === undefined) throw new Error('Friends are turned off in config.yaml (friends.enabled: false).')
+    switch (request.command) {
+      case 'friends': return await friends.friends()
+      case 'invite': { const { code, expiresAt } = await friends.invite({ ...(request.quotaMiB !== undefined ? { quotaMiB: request.quotaMiB } : {}) }); return { code, expiresAt } }
+      case 'accept': return await friends.accept(request.code, { ...(request.quotaMiB !== undefined ? { quotaMiB: request.quotaMiB } : {}) })
+      case 'unfriend': return await friends.remove(request.onion)
+      case 'backup-friends': return await friends.backupNow()
+      case 'audit': return await friends.auditAndRepair()
+      case 'custodians':
+        if (request.appoint !== undefined) await friends.custody.appoint(request.appoint, request.threshold ?? 2)
+        if (request.check === true) await friends.custody.check()
+        return await friends.custody.custodians() ?? null
+      case 'recovery-requests': return friends.custody.recoveryRequests()
+      case 'approve': return await friends.custody.approve(request.id)
+      case 'refuse': return friends.custody.refuse(request.id)
+      default: throw new Error('unknown command')
+    }
+  }
 
   return {
     identity,
@@ -329,6 +375,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     queue,
     tor,
     openpgp,
+    friends,
     ui,
     async start (options = {}) {
       // Started in order; if one fails, the ones already running are stopped again.
@@ -341,12 +388,18 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
         if (options.unlock !== undefined) await vault.unlock(options.unlock)
         await inbound.start(); running.push(async () => { await inbound.stop() })
         await tor.start(); running.push(async () => { await tor.stop() })
+        if (friends !== undefined) { await friends.start(); running.push(async () => { await friends.stop() }) }
         if (vault.state() === 'unlocked') await afterUnlock()
         running.push(async () => { if (queueStarted) await queue.stop(); await outbound.stop() })
         await submit.start(); running.push(async () => { await submit.stop() })
         await control.start(); running.push(async () => { await control.stop() })
         if (ui !== undefined) { await ui.start(); running.push(async () => { await ui.stop() }) }
-        await tor.publishOnion({ expandedSecretKey: expandedSecretKey(identity.onionKey.seed), virtualPort: 25, target: { host: '127.0.0.1', port: inbound.port() } })
+        await tor.publishOnion({
+          expandedSecretKey: expandedSecretKey(identity.onionKey.seed),
+          virtualPort: 25,
+          target: { host: '127.0.0.1', port: inbound.port() },
+          ...(friends !== undefined ? { extraPorts: [{ virtualPort: FRIENDS_VIRTUAL_PORT, target: { host: '127.0.0.1', port: friends.listenPort() } }] } : {})
+        })
       } catch (err) {
         for (const stop of running.reverse()) await stop().catch(() => {})
         throw err
@@ -370,6 +423,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       if (queueStarted) await queue.stop()
       queueStarted = false
       await outbound.stop()
+      await friends?.stop()
       await tor.stop()
       await scrubbing?.catch(() => {})
       await backups?.stop()

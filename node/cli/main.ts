@@ -1,5 +1,5 @@
 // smtorp command line: init | start | run | send | status | queue | retry | unlock | lock |
-// passwd | scrub | backup | restore
+// passwd | scrub | backup | restore, and the friends and recovery commands of friends.ts
 import { parseArgs } from 'node:util'
 import { homedir, userInfo } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -19,6 +19,7 @@ import { UiConfigError } from '../../ui/server.ts'
 import { createOwnKey, formatFingerprint, type OwnKeyInfo } from '../openpgp/index.ts'
 import { imapBackupTarget, restoreFromTarget, BackupError, BackupTargetError, DEFAULT_BACKUP_FOLDER, type RestoreReport } from '../backup/index.ts'
 import type { LastBackup } from '../backup/scheduler.ts'
+import { friendsCommand, recoverCommand, FRIENDS_USAGE } from './friends.ts'
 
 const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
@@ -55,6 +56,8 @@ usage: smtorp <command> [--data DIR] [options]
   queue                       messages waiting for delivery, per recipient
   retry                       try every waiting recipient now
 
+${FRIENDS_USAGE.trim()}
+
 --data DIR defaults to $SMTORP_DATA or ~/.smtorp
 --passphrase-file FILE reads the passphrase (or, with --recovery, the code) from FILE's
 first line instead of asking; piped standard input works too
@@ -90,6 +93,17 @@ async function main (): Promise<void> {
       'imap-starttls': { type: 'boolean' },
       'imap-proxy': { type: 'string' },
       folder: { type: 'string' },
+      friends: { type: 'boolean' },
+      'quota-mib': { type: 'string' },
+      appoint: { type: 'string' },
+      threshold: { type: 'string' },
+      check: { type: 'boolean' },
+      owner: { type: 'string' },
+      custodian: { type: 'string', multiple: true },
+      from: { type: 'string' },
+      'wait-minutes': { type: 'string' },
+      'tor-socks': { type: 'string' },
+      direct: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -135,7 +149,7 @@ async function main (): Promise<void> {
       return
     }
     case 'backup': {
-      const result = await askNode(control, { command: 'backup' }, 24 * 3_600_000) as LastBackup
+      const result = await askNode(control, { command: values.friends === true ? 'backup-friends' : 'backup' }, 24 * 3_600_000) as LastBackup
       print(result, values.json === true, formatBackup)
       if (!result.ok) process.exitCode = 1
       return
@@ -163,7 +177,34 @@ async function main (): Promise<void> {
       await askNode(join(dataDir, 'control.sock'), { command: 'retry' })
       process.stdout.write('every waiting recipient will be tried now\n')
       return
-    default: fail(`unknown command "${command}"\n\n${USAGE}`)
+    case 'recover': {
+      if (values.data === undefined) fail('recover needs --data NEWDIR: the new, empty data directory to bring the node back into')
+      if (values.owner === undefined) fail('recover needs --owner: your old onion address (it is on your recovery sheet)')
+      const from = values.from ?? 'friends'
+      if (from !== 'friends' && from !== 'imap') fail('--from is friends or imap')
+      const waitMinutes = Number(values['wait-minutes'] ?? 60)
+      if (!Number.isFinite(waitMinutes) || waitMinutes <= 0) fail('--wait-minutes must be a positive number')
+      const chosen = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
+      if (chosen.length < 8) fail('the passphrase must be at least 8 characters long')
+      return await recoverCommand({
+        dataDir, owner: values.owner, custodians: values.custodian ?? [], from, waitMinutes, newPassphrase: chosen, json: values.json === true,
+        ...(values['tor-socks'] !== undefined ? { torSocks: values['tor-socks'] } : {}),
+        ...(values.direct !== undefined ? { direct: values.direct } : {})
+      })
+    }
+    default: {
+      const quota = values['quota-mib'] !== undefined ? Number(values['quota-mib']) : undefined
+      if (quota !== undefined && !(Number.isFinite(quota) && quota >= 0)) fail('--quota-mib must be a number of MiB')
+      const threshold = values.threshold !== undefined ? Number(values.threshold) : undefined
+      const known = await friendsCommand(command, {
+        control, json: values.json === true, positionals,
+        ...(quota !== undefined ? { quotaMiB: quota } : {}),
+        ...(values.appoint !== undefined ? { appoint: values.appoint } : {}),
+        ...(threshold !== undefined ? { threshold } : {}),
+        ...(values.check === true ? { check: true } : {})
+      })
+      if (!known) fail(`unknown command "${command}"\n\n${USAGE}`)
+    }
   }
 }
 

@@ -109,7 +109,30 @@ export interface NodeConfig {
     wkd: boolean
   }
   backup: { imap?: ImapBackupConfig }
+  friends: FriendsConfig
   log: { level: string }
+}
+
+/** Friends: backups on friends' nodes and recovery shares (spec/friends.md, spec/backup.md part 3). */
+export interface FriendsConfig {
+  /** Run the libp2p host behind the onion's port 4001 (default true). */
+  enabled: boolean
+  /** Its 127.0.0.1 port (0: any free one). */
+  listenPort: number
+  /** Also dial friends' direct addresses (tests and LAN set-ups only; default false: only through Tor). */
+  direct: boolean
+  /** Storage offered to a new friend, in MiB (default 1024). */
+  offerMiB: number
+  /** Data shards per backup blob (default 2): any 2 friends bring a blob back. */
+  dataShards: number
+  /** A backup to friends runs this often (default 60; 0: only after new mail and on demand). */
+  everyMinutes: number
+  /** ... and this long after new mail (default 120; 0: not after new mail). */
+  afterNewMailSeconds: number
+  /** Friends are audited this often (default 360; 0: never). */
+  auditEveryMinutes: number
+  /** Shards on a friend not seen for this long are placed elsewhere (default 72). */
+  replaceAfterHours: number
 }
 
 export class ConfigError extends Error {
@@ -135,6 +158,7 @@ export function defaultConfig (dataDir: string, user = 'me'): NodeConfig {
     vault: { dataShards: 4, parityShards: 2, passphraseMemoryKiB: 65536, passphraseIterations: 3, scrubEveryHours: 24, scrubPauseMs: 20 },
     openpgp: { preferEncrypt: 'mutual', keyservers: [], wkd: true },
     backup: {},
+    friends: { enabled: true, listenPort: 0, direct: false, offerMiB: 1024, dataShards: 2, everyMinutes: 60, afterNewMailSeconds: 120, auditEveryMinutes: 360, replaceAfterHours: 72 },
     log: { level: 'info' }
   }
 }
@@ -227,7 +251,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
   if (!isObject(source)) throw new ConfigError('config: the file must be a YAML mapping')
   const base = defaultConfig(dataDir)
   const top = new Reader(source, '')
-  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'openpgp', 'backup', 'log'])
+  top.unknownKeys(['user', 'tor', 'smtpIn', 'submission', 'relay', 'ui', 'queue', 'vault', 'openpgp', 'backup', 'friends', 'log'])
   const user = top.string('user', base.user).toLowerCase()
   if (!LOCAL_PART.test(user)) throw new ConfigError('config: user must be a plain local part such as "alice" (letters, digits, ".", "_", "-")')
 
@@ -338,6 +362,21 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
     }
   }
 
+  const fr = top.section('friends')
+  fr.unknownKeys(['enabled', 'listenPort', 'direct', 'offerMiB', 'dataShards', 'everyMinutes', 'afterNewMailSeconds', 'auditEveryMinutes', 'replaceAfterHours'])
+  const bf = base.friends
+  const friends: FriendsConfig = {
+    enabled: fr.bool('enabled', bf.enabled),
+    listenPort: fr.int('listenPort', bf.listenPort, 0, 65535),
+    direct: fr.bool('direct', bf.direct),
+    offerMiB: fr.int('offerMiB', bf.offerMiB, 0, 16 * 1024 * 1024),
+    dataShards: fr.int('dataShards', bf.dataShards, 1, 8),
+    everyMinutes: fr.int('everyMinutes', bf.everyMinutes, 0, 7 * 24 * 60),
+    afterNewMailSeconds: fr.int('afterNewMailSeconds', bf.afterNewMailSeconds, 0, 24 * 3600),
+    auditEveryMinutes: fr.int('auditEveryMinutes', bf.auditEveryMinutes, 0, 30 * 24 * 60),
+    replaceAfterHours: fr.int('replaceAfterHours', bf.replaceAfterHours, 1, 24 * 365)
+  }
+
   return {
     dataDir,
     user,
@@ -372,6 +411,7 @@ export function configFromObject (dataDir: string, source: unknown): NodeConfig 
     },
     openpgp,
     backup: imapBackup !== undefined ? { imap: imapBackup } : {},
+    friends,
     log: { level: l.oneOf('level', base.log.level, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) }
   }
 }

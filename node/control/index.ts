@@ -9,6 +9,11 @@ export type ControlRequest =
   // Secrets travel only over this socket (mode 0600 in the data directory) and are never logged.
   | { command: 'unlock', secret: { passphrase: string } | { recoveryCode: string } }
   | { command: 'passphrase', passphrase: string }
+  // Friends and recovery shares (node/friends/, node/recovery/custody.ts).
+  | { command: 'friends' } | { command: 'backup-friends' } | { command: 'audit' } | { command: 'recovery-requests' }
+  | { command: 'invite', quotaMiB?: number } | { command: 'accept', code: string, quotaMiB?: number } | { command: 'unfriend', onion: string }
+  | { command: 'custodians', appoint?: string[], threshold?: number, check?: boolean }
+  | { command: 'approve', id: string } | { command: 'refuse', id: string }
 
 export interface ControlInit {
   path: string
