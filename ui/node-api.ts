@@ -280,6 +280,111 @@ export interface UiSettings {
   autoLockMinutes: number
 }
 
+// ---- Friends, backups and recovery (spec/friends.md, spec/backup.md, spec/recovery.md) ----
+// Times are milliseconds since the epoch. Nothing here ever carries a recovery share, a kit
+// or a key: only names, counts and states.
+
+/** A friend: whose node holds shards of our backup, and for whom we hold theirs. */
+export interface FriendInfo {
+  onion: string
+  name: string
+  addedAt: number
+  lastSeen?: number
+  /** Bytes this node offers to hold for them, and what they use of it. */
+  quotaForThem: number
+  weHoldOfTheirs: number
+  /** Bytes they offered to hold for us, and what our backup uses of it (in how many shards). */
+  quotaFromThem: number
+  holdsOfOurs: number
+  shardsOfOurs: number
+  audits?: { passed: number, failed: number, lastAt?: number, lastResult?: string }
+}
+
+export interface FriendInvite {
+  /** The text to give the friend (it holds a secret: shown once, never logged). */
+  code: string
+  expiresAt: number
+  /** The code as a QR code: SVG made by the node's QR encoder, never from user input. */
+  qrSvg: string
+}
+
+/** One backup run, counts only. */
+export interface BackupRun {
+  startedAt: number
+  finishedAt: number
+  ok: boolean
+  messages?: number
+  uploaded?: number
+  uploadedBytes?: number
+  /** Why it failed, in words. */
+  error?: string
+}
+
+export interface BackupTargetState {
+  /** In words: "your friends", "imap me@example.org:993/Backup". */
+  description: string
+  running: boolean
+  progress?: Progress
+  /** The last run, good or bad. */
+  last?: BackupRun
+  /** The last run that completed: what the target holds now. */
+  lastSuccess?: BackupRun
+}
+
+export interface FriendsBackupState extends BackupTargetState {
+  /** Friends that offered storage, and how many a backup needs. */
+  friends: number
+  needed: number
+  auditing: boolean
+  lastAudit?: { at: number, checked: number, passed: number, failed: number, replaced: number, unreachable: string[] }
+  lastRepair?: { at: number, replaced: number, unplaced: number }
+  /** Why the last audit started here could not be done. */
+  auditError?: string
+}
+
+export interface BackupOverview {
+  /** Absent when friends are turned off. */
+  friends?: FriendsBackupState
+  /** Absent when no IMAP backup is configured. */
+  imap?: BackupTargetState
+  /**
+   * What would be lost if this disk died now: messages stored after the start of the last
+   * successful backup on any target (all of them when there was none). Undefined while locked.
+   */
+  atRisk?: { messages: number, total: number, since?: number }
+}
+
+export interface CustodianInfo {
+  onion: string
+  name: string
+  index: number
+  deliveredAt?: number
+  check?: { at: number, ok: boolean, message: string }
+}
+
+export interface RecoveryRequestInfo {
+  id: string
+  owner: string
+  ownerName?: string
+  requester: string
+  /** The verification code the new machine shows. */
+  code: string
+  createdAt: number
+  state: 'pending' | 'approved' | 'refused'
+  reason?: string
+}
+
+export interface RecoveryOverview {
+  custodians?: { threshold: number, count: number, createdAt: number, custodians: CustodianInfo[] }
+  /** A check of the custodians started here is under way. */
+  checking: boolean
+  /** Shares this node holds for friends: who and since when (never the share). */
+  held: Array<{ owner: string, ownerName: string, receivedAt: number }>
+  requests: RecoveryRequestInfo[]
+  /** Friends that can be appointed. */
+  friends: Array<{ onion: string, name: string }>
+}
+
 export interface UiNode {
   health (): Promise<Health>
 
@@ -378,4 +483,32 @@ export interface UiNode {
   enableCredential (id: string): Promise<boolean>
   uiSettings (): Promise<UiSettings>
   saveUiSettings (settings: UiSettings): Promise<void>
+
+  // Friends (absent or false: friends.enabled is false in config.yaml; the pages say so)
+  friendsEnabled (): boolean
+  friends (): Promise<FriendInfo[]>
+  /** A new invite offering `quotaMiB` of storage to whoever accepts it. */
+  inviteFriend (quotaMiB: number): Promise<FriendInvite>
+  /** Accept a friend's invite, offering them `quotaMiB`; returns the new friend. */
+  acceptInvite (code: string, quotaMiB: number): Promise<{ onion: string, name: string }>
+  /** False if there is no such friend. */
+  setFriendQuota (onion: string, quotaMiB: number): Promise<boolean>
+  /** Remove a friend: our shards on them are placed elsewhere, theirs here deleted. */
+  removeFriend (onion: string): Promise<{ told: boolean }>
+
+  // Backups
+  backupOverview (): Promise<BackupOverview>
+  /** Start a backup on every target (friends, IMAP) that is not running; progress shows in the overview. */
+  startBackup (): void
+  /** Start an audit and repair of the friends' shards. */
+  startAudit (): void
+
+  // Recovery
+  recoveryOverview (): Promise<RecoveryOverview>
+  /** Start asking every custodian to prove it holds its share. */
+  startCustodianCheck (): void
+  /** Split the master key t-of-n among these friends; the passphrase is asked again (WrongSecretError). */
+  appointCustodians (onions: string[], threshold: number, passphrase: string): Promise<void>
+  approveRecovery (id: string): Promise<void>
+  refuseRecovery (id: string): Promise<void>
 }

@@ -34,6 +34,9 @@ import { dashboardRoutes } from './routes/dashboard.ts'
 import { outboxRoutes } from './routes/outbox.ts'
 import { settingsRoutes } from './routes/settings.ts'
 import { contactsRoutes } from './routes/contacts.ts'
+import { friendsRoutes } from './routes/friends.ts'
+import { backupRoutes } from './routes/backup.ts'
+import { recoveryRoutes } from './routes/recovery.ts'
 
 export interface UiInit {
   host: string
@@ -290,6 +293,9 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
     outboxRoutes(fastify, context)
     settingsRoutes(fastify, context)
     contactsRoutes(fastify, context)
+    friendsRoutes(fastify, context)
+    backupRoutes(fastify, context)
+    recoveryRoutes(fastify, context)
     fastify.get('/', async (_request, reply) => reply.redirect('/mail/Inbox', 303))
     return fastify
   }

@@ -149,6 +149,8 @@ export interface BackupInit {
   dataDir: string
   target: BackupTarget
   logger?: Logger
+  /** Called as messages are processed (done of total), for a progress bar. */
+  onProgress?: (done: number, total: number) => void
 }
 
 export interface BackupReport {
@@ -187,8 +189,15 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
     const messages: ManifestMessage[] = []
     const wanted = new Set<string>()
     const report: BackupReport = { messages: 0, uploaded: 0, uploadedBytes: 0, kept: 0, deleted: 0, deletedBytes: 0, metadataBytes: 0, records: 0 }
-    for (const folder of FOLDERS) {
-      for (const meta of await vault.list(folder)) {
+    // Every folder is listed first, so that progress knows the total.
+    const listed: Array<[Folder, Awaited<ReturnType<Vault['list']>>]> = []
+    for (const folder of FOLDERS) listed.push([folder, await vault.list(folder)])
+    const total = listed.reduce((n, [, metas]) => n + metas.length, 0)
+    let done = 0
+    init.onProgress?.(0, total)
+    for (const [folder, metas] of listed) {
+      for (const meta of metas) {
+        init.onProgress?.(done++, total)
         let blob = cached[meta.id]
         let raw: Buffer | undefined
         if (blob === undefined) {
@@ -225,6 +234,7 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
       }
     }
     report.messages = messages.length
+    init.onProgress?.(total, total)
     await vault.putRecord(...NAME_CACHE, Buffer.from(JSON.stringify(names), 'utf8'))
 
     const records = await recordsOf(vault)

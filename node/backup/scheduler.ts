@@ -18,8 +18,8 @@ export interface BackupSchedulerInit {
 
 export interface BackupSchedulerComponents {
   logger: Logger
-  /** One backup run; throws to say why it could not be done. */
-  run: () => Promise<BackupReport>
+  /** One backup run, reporting progress if it can; throws to say why it could not be done. */
+  run: (onProgress?: (done: number, total: number) => void) => Promise<BackupReport>
   /** Whether a run can be done now (the vault is unlocked); scheduled runs are skipped otherwise. */
   ready: () => boolean
 }
@@ -40,6 +40,8 @@ export class BackupScheduler {
   private running: Promise<LastBackup> | undefined
   private again = false
   private lastRun: LastBackup | undefined
+  private lastOk: LastBackup | undefined
+  private progressNow: { done: number, total: number } | undefined
   private interval: NodeJS.Timeout | undefined
   private debounce: NodeJS.Timeout | undefined
   private stopped = true
@@ -83,6 +85,10 @@ export class BackupScheduler {
 
   get description (): string { return this.init.description }
   last (): LastBackup | undefined { return this.lastRun }
+  /** The last run that completed: what the target holds now. */
+  lastSuccess (): LastBackup | undefined { return this.lastOk }
+  /** Messages processed by the run under way, of how many. */
+  progress (): { done: number, total: number } | undefined { return this.progressNow }
   inProgress (): boolean { return this.running !== undefined }
 
   async stop (): Promise<void> {
@@ -105,8 +111,9 @@ export class BackupScheduler {
   private async runOnce (): Promise<LastBackup> {
     const startedAt = new Date().toISOString()
     let result: LastBackup
+    this.progressNow = { done: 0, total: 0 }
     try {
-      const report = await this.components.run()
+      const report = await this.components.run((done, total) => { this.progressNow = { done, total } })
       result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: true, report }
       this.log.info({ ...report }, `Backed up ${report.messages} messages: ${report.uploaded} uploaded, ${report.kept} already there, ${report.deleted} deleted.`)
     } catch (err) {
@@ -114,7 +121,9 @@ export class BackupScheduler {
       result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: false, error }
       this.log.error({ err: error }, 'The backup failed; the previous backup on the target stays as it was.')
     }
+    this.progressNow = undefined
     this.lastRun = result
+    if (result.ok) this.lastOk = result
     return result
   }
 }

@@ -10,11 +10,10 @@
 // `remove` tells the other side we part; it drops us too. Each side then deletes what it held
 // for the other (the owner of those shards re-places them: friends-target.ts).
 import type { PeerId } from '@libp2p/interface'
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { formatInvite, parseInvite } from '../../protocol/friend-invite.ts'
 import type { Logger } from '../log/index.ts'
 import { FriendBook, cleanName, type Friend } from './friend-book.ts'
-import { FRIENDS_VIRTUAL_PORT, onionMultiaddr, onionOfPeerId, type P2PHost } from './p2p.ts'
+import { friendAddress, onionOfPeerId, type P2PHost } from './p2p.ts'
 import { PeerRefusedError, RefuseRequest, request, serve } from './rpc.ts'
 
 export const FRIEND_PROTOCOL = '/smtorp/friend/1.0.0'
@@ -35,10 +34,6 @@ export class FriendshipError extends Error {
   override name = 'FriendshipError'
 }
 
-/** Where to dial a friend: its dial override (tests, LAN), else its onion. */
-export function friendAddress (friend: Pick<Friend, 'onion' | 'dial'>): Multiaddr {
-  return friend.dial !== undefined ? multiaddr(friend.dial) : onionMultiaddr(friend.onion, FRIENDS_VIRTUAL_PORT)
-}
 
 export class Friendship {
   constructor (private readonly init: FriendshipInit) {}

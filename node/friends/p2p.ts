@@ -55,7 +55,9 @@ export async function createP2PHost (init: P2PInit): Promise<P2PHost> {
     // libp2p's defaults (6 s per address, 10 s per dial and inbound upgrade) are for the open
     // internet; a first connection to an onion takes seconds (descriptor, introduction,
     // rendezvous) and more on a busy Tor network.
-    connectionManager: { maxConnections: 64, dialTimeout: 90_000, addressDialTimeout: 90_000, inboundUpgradeTimeout: 60_000 },
+    // Through Tor every inbound connection comes from 127.0.0.1, so libp2p's per-IP limit on new
+    // inbound connections (5 a second) would reset friends who connect together.
+    connectionManager: { maxConnections: 64, dialTimeout: 90_000, addressDialTimeout: 90_000, inboundUpgradeTimeout: 60_000, inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 64 },
     start: true
   })
 }
@@ -86,4 +88,15 @@ export async function onionOfSeed (seed: Uint8Array): Promise<string> {
 export function onionMultiaddr (onion: string, port: number): Multiaddr {
   const label = onion.toLowerCase().replace(/\.onion$/, '')
   return multiaddr(`/onion3/${label}:${port}/p2p/${peerIdOfOnion(label).toString()}`)
+}
+
+/**
+ * Where to dial a friend: its `dial` multiaddr (tests, LAN), else its onion at port 4001;
+ * always bound to the friend's own peer id (421 is /p2p/): without it Noise would accept
+ * whoever answers at that address, and a wrong one in the book must not be trusted either.
+ */
+export function friendAddress (friend: { onion: string, dial?: string | undefined }): Multiaddr {
+  if (friend.dial === undefined) return onionMultiaddr(friend.onion, FRIENDS_VIRTUAL_PORT)
+  const peer = peerIdOfOnion(friend.onion).toString()
+  return multiaddr(friend.dial).decapsulateCode(421).encapsulate(`/p2p/${peer}`)
 }

@@ -30,6 +30,10 @@ import type {
   OutboxEntry, OutboxRecipient, RelaySettings, UiSettings, UnlockSecret, Credential, MessageSecurity, OwnKey, Contact
 } from '../../ui/node-api.ts'
 import { FOLDER_NAMES } from '../../ui/node-api.ts'
+import type { BackupOverview, BackupRun, BackupTargetState, FriendInfo, RecoveryOverview } from '../../ui/node-api.ts'
+import type { FriendsService } from '../friends/index.ts'
+import type { BackupScheduler, LastBackup } from '../backup/scheduler.ts'
+import { FOLDERS } from '../store/mail-store.ts'
 
 export interface UiBackendInit {
   dataDir: string
@@ -58,6 +62,10 @@ export interface UiBackendComponents {
   lastScrub: () => ScrubReport | undefined
   /** Unlock the vault and start what waits for it (the node's unlock). */
   unlock: (secret: UnlockSecret) => Promise<void>
+  /** The friends service (undefined when friends are turned off); asked for once the node runs. */
+  friends?: () => FriendsService | undefined
+  /** The IMAP backup scheduler, when backup.imap is configured. */
+  imapBackup?: () => BackupScheduler | undefined
 }
 
 export interface UiBackend extends UiNode {
@@ -95,6 +103,29 @@ function ownKeyView (info: OwnKeyInfo): OwnKey {
   return { fingerprint: info.fingerprint, created: info.created.getTime(), addresses: info.addresses, armoredPublicKey: info.armoredPublicKey }
 }
 
+function ms (iso: string | undefined): number | undefined {
+  if (iso === undefined) return undefined
+  const t = Date.parse(iso)
+  return Number.isFinite(t) ? t : undefined
+}
+
+function runView (run: LastBackup): BackupRun {
+  return {
+    startedAt: ms(run.startedAt) ?? 0,
+    finishedAt: ms(run.finishedAt) ?? 0,
+    ok: run.ok,
+    ...(run.report !== undefined ? { messages: run.report.messages, uploaded: run.report.uploaded, uploadedBytes: run.report.uploadedBytes } : {}),
+    ...(run.error !== undefined ? { error: run.error } : {})
+  }
+}
+
+/** A mistake of the owner's (a wrong code, a friend that is not one): shown on the page as a 400. */
+function ownersMistake (err: unknown): Error {
+  const e = err as Error
+  if (['FriendshipError', 'CustodyError', 'InviteError', 'PeerRefusedError', 'PeerUnavailableError', 'FriendBookError'].includes(e.name)) return Object.assign(e, { statusCode: 400 })
+  return e
+}
+
 function badRequest (err: unknown): Error {
   const e = err as Error
   // Key errors are sentences for the owner; they are shown on the page they came from.
@@ -110,6 +141,14 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
   const ownAddresses = new Set([identity.address.toLowerCase(), sendAs.toLowerCase()])
   const log = components.logger.child({ component: 'ui-backend' })
   let scrubProgress: { done: number, total: number } | undefined
+  let auditing = false
+  let auditError: string | undefined
+  let checkingCustodians = false
+  function friendsOrFail (): FriendsService {
+    const friends = components.friends?.()
+    if (friends === undefined) throw Object.assign(new Error('Friends are turned off in config.yaml (friends.enabled: false).'), { statusCode: 400 })
+    return friends
+  }
   let relay: RelayConfig | undefined = init.configRelay
   let diskUse: { at: number, bytes: number } | undefined
   async function readSettings<T> (name: string): Promise<T | undefined> {
@@ -600,6 +639,205 @@ export function uiBackend (init: UiBackendInit, components: UiBackendComponents)
     },
     async saveUiSettings (settings) {
       await writeSettings(UI_RECORD, settings)
+    },
+
+    // ---- friends ----
+
+    friendsEnabled: () => components.friends?.() !== undefined,
+
+    async friends (): Promise<FriendInfo[]> {
+      const friends = await friendsOrFail().friends()
+      return friends.map(f => ({
+        onion: f.onion,
+        name: f.name,
+        addedAt: ms(f.addedAt) ?? 0,
+        ...(ms(f.lastSeen) !== undefined ? { lastSeen: ms(f.lastSeen)! } : {}),
+        quotaForThem: f.quotaForThem,
+        weHoldOfTheirs: f.weHoldOfTheirs,
+        quotaFromThem: f.quotaFromThem,
+        holdsOfOurs: f.holdsOfOurs,
+        shardsOfOurs: f.shardsOfOurs,
+        ...(f.audits !== undefined
+          ? { audits: { passed: f.audits.passed, failed: f.audits.failed, ...(ms(f.audits.lastAt) !== undefined ? { lastAt: ms(f.audits.lastAt)! } : {}), ...(f.audits.lastResult !== undefined ? { lastResult: f.audits.lastResult } : {}) } }
+          : {})
+      }))
+    },
+
+    async inviteFriend (quotaMiB) {
+      const invite = await friendsOrFail().invite({ quotaMiB })
+      log.info('An invite for a friend was made from the web UI.')
+      return { code: invite.code, expiresAt: ms(invite.expiresAt) ?? 0, qrSvg: invite.qrSvg }
+    },
+
+    async acceptInvite (code, quotaMiB) {
+      try {
+        const friend = await friendsOrFail().accept(code, { quotaMiB })
+        return { onion: friend.onion, name: friend.name }
+      } catch (err) {
+        throw ownersMistake(err)
+      }
+    },
+
+    async setFriendQuota (onion, quotaMiB) {
+      return await friendsOrFail().setQuota(onion, quotaMiB)
+    },
+
+    async removeFriend (onion) {
+      const friends = friendsOrFail()
+      if (!friends.book.isFriend(onion)) throw Object.assign(new Error('There is no such friend (removed already?).'), { statusCode: 400 })
+      return await friends.remove(onion)
+    },
+
+    // ---- backups ----
+
+    async backupOverview (): Promise<BackupOverview> {
+      const friends = components.friends?.()
+      const imap = components.imapBackup?.()
+      const overview: BackupOverview = {}
+      if (friends !== undefined) {
+        const state = friends.backupState()
+        overview.friends = {
+          description: 'your friends',
+          running: state.running,
+          ...(state.progress !== undefined ? { progress: state.progress } : {}),
+          ...(state.last !== undefined ? { last: runView(state.last) } : {}),
+          ...(state.lastSuccess !== undefined ? { lastSuccess: runView(state.lastSuccess) } : {}),
+          friends: state.friends,
+          needed: state.needed,
+          auditing,
+          ...(state.lastAudit !== undefined ? { lastAudit: { at: ms(state.lastAudit.at) ?? 0, ...state.lastAudit.report } } : {}),
+          ...(state.lastRepair !== undefined ? { lastRepair: { at: ms(state.lastRepair.at) ?? 0, replaced: state.lastRepair.report.replaced, unplaced: state.lastRepair.report.unplaced } } : {}),
+          ...(auditError !== undefined ? { auditError } : {})
+        }
+      }
+      if (imap !== undefined) {
+        const last = imap.last()
+        const lastSuccess = imap.lastSuccess()
+        const progress = imap.progress()
+        const state: BackupTargetState = {
+          description: imap.description,
+          running: imap.inProgress(),
+          ...(progress !== undefined ? { progress } : {}),
+          ...(last !== undefined ? { last: runView(last) } : {}),
+          ...(lastSuccess !== undefined ? { lastSuccess: runView(lastSuccess) } : {})
+        }
+        overview.imap = state
+      }
+      if (vault.state() === 'unlocked') {
+        // A message stored after the newest good backup started may not be in it.
+        const starts = [overview.friends?.lastSuccess?.startedAt, overview.imap?.lastSuccess?.startedAt].filter((t): t is number => t !== undefined)
+        const since = starts.length > 0 ? Math.max(...starts) : undefined
+        let messages = 0
+        let total = 0
+        for (const folder of FOLDERS) {
+          for (const meta of await vault.list(folder)) {
+            total++
+            if (since === undefined || meta.receivedAt >= since) messages++
+          }
+        }
+        overview.atRisk = { messages, total, ...(since !== undefined ? { since } : {}) }
+      }
+      return overview
+    },
+
+    startBackup () {
+      const friends = components.friends?.()
+      const imap = components.imapBackup?.()
+      if (friends === undefined && imap === undefined) throw Object.assign(new Error('No backup is set up: turn friends on, or add a backup.imap section to config.yaml.'), { statusCode: 400 })
+      // The schedulers never throw: a failed run is kept as their last run, and shown.
+      if (friends !== undefined && !friends.backupState().running) friends.backupNow().catch(() => {})
+      if (imap !== undefined && !imap.inProgress()) imap.backupNow().catch(() => {})
+    },
+
+    startAudit () {
+      const friends = friendsOrFail()
+      if (auditing) return
+      auditing = true
+      auditError = undefined
+      friends.auditAndRepair()
+        .catch((err: unknown) => {
+          auditError = (err as Error).message
+          log.warn({ err: auditError }, 'The audit of friends started from the UI failed.')
+        })
+        .finally(() => { auditing = false })
+    },
+
+    // ---- recovery ----
+
+    async recoveryOverview (): Promise<RecoveryOverview> {
+      const friends = friendsOrFail()
+      const custody = friends.custody
+      const split = await custody.custodians()
+      const held = await custody.held()
+      return {
+        ...(split !== undefined
+          ? {
+              custodians: {
+                threshold: split.threshold,
+                count: split.count,
+                createdAt: ms(split.createdAt) ?? 0,
+                custodians: split.custodians.map(c => ({
+                  onion: c.onion,
+                  name: c.name,
+                  index: c.index,
+                  ...(ms(c.deliveredAt) !== undefined ? { deliveredAt: ms(c.deliveredAt)! } : {}),
+                  ...(c.check !== undefined ? { check: { at: ms(c.check.at) ?? 0, ok: c.check.ok, message: c.check.message } } : {})
+                }))
+              }
+            }
+          : {}),
+        checking: checkingCustodians,
+        // Only who and since when: the share and the kit stay in the vault.
+        held: held.map(h => ({ owner: h.owner, ownerName: h.ownerName, receivedAt: ms(h.receivedAt) ?? 0 })),
+        requests: custody.recoveryRequests().map(r => ({
+          id: r.id,
+          owner: r.owner,
+          ...(r.ownerName !== undefined ? { ownerName: r.ownerName } : {}),
+          requester: r.requester,
+          code: r.code,
+          createdAt: ms(r.createdAt) ?? 0,
+          state: r.state,
+          ...(r.reason !== undefined ? { reason: r.reason } : {})
+        })),
+        friends: friends.book.friends().map(f => ({ onion: f.onion, name: f.name }))
+      }
+    },
+
+    startCustodianCheck () {
+      const custody = friendsOrFail().custody
+      if (checkingCustodians) return
+      checkingCustodians = true
+      custody.check()
+        .catch((err: unknown) => { log.warn({ err: (err as Error).message }, 'Checking the custodians from the UI failed.') })
+        .finally(() => { checkingCustodians = false })
+    },
+
+    async appointCustodians (onions, threshold, passphrase) {
+      const custody = friendsOrFail().custody
+      // Handing out the master key in shares: the owner proves again that it is them.
+      await vault.checkSecret({ passphrase })
+      try {
+        await custody.appoint(onions, threshold)
+      } catch (err) {
+        throw ownersMistake(err)
+      }
+      log.info({ custodians: onions.length, threshold }, 'Custodians were appointed from the web UI.')
+    },
+
+    async approveRecovery (id) {
+      try {
+        await friendsOrFail().custody.approve(id)
+      } catch (err) {
+        throw ownersMistake(err)
+      }
+    },
+
+    async refuseRecovery (id) {
+      try {
+        friendsOrFail().custody.refuse(id, 'the custodian refused')
+      } catch (err) {
+        throw ownersMistake(err)
+      }
     }
   }
 

@@ -11,9 +11,10 @@ export interface SpecVectors {
   bytes (section: string, name: string): Buffer
 }
 
-export function readSpecVectors (path: string | URL): SpecVectors {
-  const block = /^```vectors\n([\s\S]*?)^```$/m.exec(readFileSync(path, 'utf8'))
-  assert.ok(block !== null, `${String(path)} has a \`\`\`vectors block`)
+/** `blockName` picks another fenced block of the same layout (```friends-backup-vectors). */
+export function readSpecVectors (path: string | URL, blockName = 'vectors'): SpecVectors {
+  const block = new RegExp('^```' + blockName + '\\n([\\s\\S]*?)^```$', 'm').exec(readFileSync(path, 'utf8'))
+  assert.ok(block !== null, `${String(path)} has a \`\`\`${blockName} block`)
   const sections = new Map<string, Map<string, string>>()
   let current: Map<string, string> | undefined
   for (const line of block[1]!.split('\n')) {

@@ -11,6 +11,9 @@ const NAV: Array<[string, string, string]> = [
   ['compose', '/compose', 'Write'],
   ['outbox', '/outbox', 'Outbox'],
   ['contacts', '/contacts', 'Contacts'],
+  ['friends', '/friends', 'Friends'],
+  ['backup', '/backup', 'Backup'],
+  ['recovery', '/recovery', 'Recovery'],
   ['dashboard', '/dashboard', 'Node'],
   ['settings', '/settings', 'Settings']
 ]
