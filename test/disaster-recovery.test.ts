@@ -189,7 +189,9 @@ describe('disaster recovery over the private Tor network', { skip: missing.lengt
       }
       return approved.size
     })()
-    const code = await Promise.race([exited, new Promise<'timeout'>(resolve => setTimeout(() => resolve('timeout'), 15 * 60_000))])
+    let timer: NodeJS.Timeout | undefined
+    const code = await Promise.race([exited, new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), 15 * 60_000) })])
+    clearTimeout(timer)
     done = true
     if (code === 'timeout') child.kill('SIGKILL')
     const { remotes } = await watch.stop()

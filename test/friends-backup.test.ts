@@ -239,6 +239,7 @@ describe('friends target', () => {
       const report = await t.audit({ maxShards: 256 })
       assert.equal(report.failed, 0)
     }
+    await t.flush()
     const shard = placement.current!.blobs.c0de!.shards[0]!
     assert.ok(shard.generation >= 1, `generation ${shard.generation}`)
   })
@@ -258,6 +259,7 @@ describe('friends target', () => {
       assert.equal(report.unplaced, 0)
       assert.ok((await heldFiles(erin, owner)).some(([p]) => p.includes('/e0e0.')))
       assert.ok((await t.get('e0e0'))?.equals(blob))
+      await t.flush()
       assert.ok(!placement.current!.blobs.e0e0!.shards.some(s => s.friend === gone.onion))
     } finally {
       await befriend(owner, friends[3]!)
@@ -274,6 +276,7 @@ describe('friends target', () => {
     const blob = binaryBlob(6_000)
     try {
       await t.put('d0d0', blob)
+      await t.flush()
       assert.equal(placement.current!.blobs.d0d0!.shards.filter(s => s.friend === null).length, 1)
       assert.ok((await t.get('d0d0'))?.equals(blob))
     } finally {
@@ -281,6 +284,7 @@ describe('friends target', () => {
     }
     const report = await t.repair()
     assert.equal(report.replaced, 1)
+    await t.flush()
     assert.ok(placement.current!.blobs.d0d0!.shards.every(s => s.friend !== null))
     assert.ok((await heldFiles(dora, owner)).some(([p]) => p.includes('/d0d0.')))
   })
@@ -302,6 +306,7 @@ describe('friends target', () => {
       await befriend(owner, erin)
       const report = await t.repair()
       assert.equal(report.replaced, 1)
+      await t.flush()
       assert.ok(!placement.current!.blobs.bad0!.shards.some(s => s.friend === anna.onion))
       assert.ok((await heldFiles(erin, owner)).some(([p]) => p.includes('/bad0.')))
       assert.ok(!(await heldFiles(anna, owner)).some(([p]) => p.includes('/bad0.')), 'the old shard was deleted on anna')

@@ -195,6 +195,22 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
     const total = listed.reduce((n, [, metas]) => n + metas.length, 0)
     let done = 0
     init.onProgress?.(0, total)
+    // Message blobs go up side by side when the target can take that (friends: one Tor round
+    // trip per put); the key slots, identity and manifest only once every one of them is stored.
+    const parallel = Math.max(1, target.parallelPuts ?? 1)
+    const uploading = new Set<Promise<void>>()
+    let failed: { err: unknown } | undefined
+    const upload = async (blob: string, raw: Buffer): Promise<void> => {
+      while (uploading.size >= parallel) await Promise.race(uploading)
+      if (failed !== undefined) throw failed.err
+      const sealed = sealBlob(key, 'message', blob, raw)
+      const put: Promise<void> = target.put(blob, sealed).then(() => {
+        present.set(blob, sealed.byteLength)
+        report.uploaded++
+        report.uploadedBytes += sealed.byteLength
+      }, (err: unknown) => { failed ??= { err } }).finally(() => { uploading.delete(put) })
+      uploading.add(put)
+    }
     for (const [folder, metas] of listed) {
       for (const meta of metas) {
         init.onProgress?.(done++, total)
@@ -214,11 +230,7 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
           } else {
             raw ??= (await vault.get(meta.id))?.raw
             if (raw === undefined) continue
-            const sealed = sealBlob(key, 'message', blob, raw)
-            await target.put(blob, sealed)
-            present.set(blob, sealed.byteLength)
-            report.uploaded++
-            report.uploadedBytes += sealed.byteLength
+            await upload(blob, raw)
           }
         }
         messages.push({
@@ -233,6 +245,8 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
         })
       }
     }
+    await Promise.all(uploading)
+    if (failed !== undefined) throw failed.err
     report.messages = messages.length
     init.onProgress?.(total, total)
     await vault.putRecord(...NAME_CACHE, Buffer.from(JSON.stringify(names), 'utf8'))
@@ -258,6 +272,7 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
       report.deleted++
       report.deletedBytes += size
     }
+    await target.flush?.()
     init.logger?.info({ target: target.description, ...report }, 'The backup is complete.')
     return report
   } finally {

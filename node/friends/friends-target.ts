@@ -36,6 +36,8 @@ import { PeerRefusedError, PeerUnavailableError } from './rpc.ts'
 import { chargedSize } from './shard-host.ts'
 
 export const DEFAULT_DATA_SHARDS = 2
+/** The placement record is written at most this often (and at flush and close). */
+const SAVE_DELAY_MS = 2_000
 export const CHALLENGES_PER_GENERATION = 4
 /** A shard whose friend failed this many audits of it is moved by `repair`. */
 export const REPEATED_AUDIT_FAILURES = 3
@@ -172,24 +174,79 @@ export class FriendsBackupTarget implements BackupTarget {
     this.timeoutMs = init.timeoutMs ?? 60_000
   }
 
+  /**
+   * Puts run side by side (backupToTarget keeps up to `parallelPuts` going; each touches only
+   * its own blob's entry); every other operation runs alone: after the puts already started,
+   * and before any put started later.
+   */
+  readonly parallelPuts = 8
+  private readonly puts = new Set<Promise<unknown>>()
+
   private async serial<T> (work: () => Promise<T>): Promise<T> {
     if (this.closed) throw new BackupTargetError('this friends backup target was closed')
-    const next = this.chain.then(work, work)
+    const alone = async (): Promise<T> => {
+      await Promise.allSettled([...this.puts])
+      return await work()
+    }
+    const next = this.chain.then(alone, alone)
     this.chain = next.catch(() => {})
     return await next
   }
 
+  private async shared<T> (work: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new BackupTargetError('this friends backup target was closed')
+    const before = this.chain
+    const run = (async () => { await before; return await work() })()
+    this.puts.add(run)
+    try {
+      return await run
+    } finally {
+      this.puts.delete(run)
+    }
+  }
+
   // ---- the placement record ----
+
+  private loading: Promise<Placement> | undefined
 
   private async placement (): Promise<Placement> {
     if (this.state !== undefined) return this.state
-    const loaded = await this.store.load()
-    this.state = loaded ?? await this.discover()
+    this.loading ??= (async () => (await this.store.load()) ?? await this.discover())()
+    this.state = await this.loading
     return this.state
   }
 
+  // The record is written at most every SAVE_DELAY_MS (it holds every blob, so writing it after
+  // each put would cost O(n^2) over a backup), and at flush and close. Losing the last changes
+  // in a crash costs only work: a blob missing from the record is put again, and its old shards
+  // are found again when the record is rebuilt from the friends' lists.
+  private dirty = false
+  private saveTimer: NodeJS.Timeout | undefined
+  private saving: Promise<void> = Promise.resolve()
+
   private async save (): Promise<void> {
-    if (this.state !== undefined) await this.store.save(this.state)
+    this.dirty = true
+    if (this.saveTimer !== undefined) return
+    this.saveTimer = setTimeout(() => { this.saveTimer = undefined; this.flush().catch((err: unknown) => { this.logger?.error({ err: (err as Error).message }, 'Saving the friends placement record failed; it is tried again at the next change.') }) }, SAVE_DELAY_MS)
+    this.saveTimer.unref()
+  }
+
+  /** Writes the placement record now if it changed. */
+  async flush (): Promise<void> {
+    clearTimeout(this.saveTimer)
+    this.saveTimer = undefined
+    const turn = this.saving.then(async () => {
+      if (!this.dirty || this.state === undefined) return
+      this.dirty = false
+      try {
+        await this.store.save(this.state)
+      } catch (err) {
+        this.dirty = true
+        throw err
+      }
+    })
+    this.saving = turn.catch(() => {})
+    await turn
   }
 
   /** Rebuilds the placement from what the friends say they hold (a restore on a new machine). */
@@ -287,7 +344,7 @@ export class FriendsBackupTarget implements BackupTarget {
   async put (name: string, bytes: Uint8Array): Promise<void> {
     checkBlob(name, bytes)
     const blob = Buffer.from(bytes)
-    await this.serial(async () => {
+    await this.shared(async () => {
       const p = await this.placement()
       const k = this.k
       const old = p.blobs[name]
@@ -447,21 +504,21 @@ export class FriendsBackupTarget implements BackupTarget {
 
   /** Carries out the pending deletes (of `only` when given); the ones that fail stay pending. */
   private async flushDeletes (p: Placement, only?: string): Promise<number> {
-    let done = 0
-    const left: Placement['pendingDeletes'] = []
-    for (const d of p.pendingDeletes) {
-      if (only !== undefined && d.name !== only) { left.push(d); continue }
+    // Puts run side by side and add deletes of their own meanwhile: remove only what was done.
+    const done = new Set<Placement['pendingDeletes'][number]>()
+    for (const d of p.pendingDeletes.filter(d => only === undefined || d.name === only)) {
       const friend = this.friend(d.friend)
-      if (friend === undefined) { done++; continue }
+      if (friend === undefined) { done.add(d); continue }
       const outcome = await this.attempt(friend, async () => await deleteShards(this.host, friend, d.name, d.index, { timeoutMs: this.timeoutMs }))
-      if (outcome.ok) done++
-      else left.push(d)
+      if (outcome.ok) done.add(d)
     }
-    p.pendingDeletes = left
-    return done
+    p.pendingDeletes = p.pendingDeletes.filter(d => !done.has(d))
+    return done.size
   }
 
   async close (): Promise<void> {
+    if (this.closed) return
+    await this.serial(async () => { await this.flush() })
     this.closed = true
   }
 

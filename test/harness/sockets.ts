@@ -118,13 +118,14 @@ export interface ConnectionWatch {
   /** Samples taken so far. */
   readonly samples: number
   /** Take a last sample and stop; resolves with everything seen. Safe to call twice. */
-  stop (): Promise<{ connections: TcpConnection[], remotes: Set<string>, samples: number }>
+  stop (): Promise<{ connections: TcpConnection[], remotes: Set<string>, samples: number, exited: boolean }>
 }
 
 /**
  * Sample the process's connections every `intervalMs` (default 20) until stop() is called,
  * or until `maxSamples` (default 5000) or `maxMs` (default 5 minutes) is reached, whichever
- * comes first. A sample that fails (the process exited) ends the watch; stop() reports it.
+ * comes first. The process exiting ends the watch with what was seen; any other failure of
+ * a sample ends it too, and stop() reports that.
  */
 export function watchConnections (pid: number, options: { intervalMs?: number, maxSamples?: number, maxMs?: number } = {}): ConnectionWatch {
   const intervalMs = options.intervalMs ?? 20
@@ -135,6 +136,8 @@ export function watchConnections (pid: number, options: { intervalMs?: number, m
   let samples = 0
   let stopped = false
   let failure: Error | undefined
+  /** The process is gone: the watch ended with its last sample, which is not a failure. */
+  let exited = false
   let timer: NodeJS.Timeout | undefined
   let running: Promise<void> = Promise.resolve()
 
@@ -149,7 +152,7 @@ export function watchConnections (pid: number, options: { intervalMs?: number, m
   const tick = (): void => {
     running = sample().then(() => {
       if (!stopped && samples < maxSamples && Date.now() < deadline) timer = setTimeout(tick, intervalMs)
-    }, (err: Error) => { failure = err })
+    }, (err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT' || err.code === 'ESRCH') exited = true; else failure = err })
   }
   tick()
 
@@ -162,10 +165,10 @@ export function watchConnections (pid: number, options: { intervalMs?: number, m
         stopped = true
         clearTimeout(timer)
         await running
-        if (failure === undefined) await sample().catch((err: Error) => { failure = err })
+        if (failure === undefined && !exited) await sample().catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT' || err.code === 'ESRCH') exited = true; else failure = err })
       }
       if (failure !== undefined) throw new Error(`watching the connections of process ${pid} failed: ${failure.message}`, { cause: failure })
-      return { connections: [...byKey.values()], remotes, samples }
+      return { connections: [...byKey.values()], remotes, samples, exited }
     },
   }
 }
