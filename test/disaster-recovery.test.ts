@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { sharedTorNetwork, connectThroughTor, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
 import { startTestNode, testSettings, type TestNode } from './harness/nodes.ts'
 import { startDovecot, missingDovecotPrerequisites, type DovecotInstance } from './harness/dovecot.ts'
-import { watchConnections } from './harness/sockets.ts'
+import { endpointKey, watchConnections, type TcpConnection } from './harness/sockets.ts'
 import { TEST_KDF } from './harness/vault.ts'
 import { expandedSecretKey, generateOnionKey } from '../protocol/onion.ts'
 import { vault as openVault } from '../node/vault/index.ts'
@@ -118,6 +118,8 @@ describe('disaster recovery over the private Tor network', { skip: missing.lengt
     const custodians = await alice.node.friends!.custody.appoint([bob, carol, dave].map(n => n.identity.onionKey.address), 2)
     assert.deepEqual(custodians.map(c => c.check?.ok), [true, true, true])
 
+    // Every node runs in this process: watch its connections while alice backs up.
+    const watch = watchConnections(process.pid, { intervalMs: 25, maxSamples: 100_000, maxMs: 20 * 60_000 })
     const started = Date.now()
     const toFriends = await alice.node.friends!.backupNow()
     assert.equal(toFriends.ok, true, toFriends.error ?? "")
@@ -125,6 +127,10 @@ describe('disaster recovery over the private Tor network', { skip: missing.lengt
     const friendsMs = Date.now() - started
     const toImap = await alice.node.backup()
     assert.equal(toImap.ok, true, toImap.error ?? "")
+    const { connections } = await watch.stop()
+    const leaks = await connectionsAroundTor(connections, [alice, bob, carol, dave])
+    assert.deepEqual(leaks, [], 'every connection the nodes opened during the backup went to a tor')
+    assert.ok(connections.length > 0)
     // Each friend holds a part; none holds it all, and no friend's disk has a message in the clear.
     const holdings = await alice.node.friends!.friends()
     for (const h of holdings) assert.ok(h.shardsOfOurs >= MESSAGES, `${h.name} holds a shard of every blob`)
@@ -219,6 +225,27 @@ describe('disaster recovery over the private Tor network', { skip: missing.lengt
     }
   }
 })
+
+/**
+ * The connections that went around Tor. An inbound connection (its local port is one of the
+ * nodes' listeners: friends' hosts, SMTP, submission, UI) is tor (or a local client) coming
+ * in; every other connection was opened by a node and must go to a tor's SOCKS or control port.
+ */
+async function connectionsAroundTor (connections: TcpConnection[], nodes: TestNode[]): Promise<string[]> {
+  const listeners = new Set<number>()
+  const torPorts = new Set<number>()
+  for (const n of nodes) {
+    const status = n.node.status()
+    for (const port of [status.smtpInPort, status.submissionPort, Number(new URL(n.node.ui!.url()).port)]) listeners.add(port)
+    if (n.node.friends !== undefined) listeners.add(n.node.friends.listenPort())
+    torPorts.add(n.node.tor.socksEndpoint().port)
+    const control = /PORT=[^:\s]+:(\d+)/.exec(await readFile(join(n.dir, 'tor', 'control-port'), 'utf8'))?.[1]
+    if (control !== undefined) torPorts.add(Number(control))
+  }
+  return connections
+    .filter(c => !listeners.has(c.local.port) && !(c.remote.host === '127.0.0.1' && torPorts.has(c.remote.port)))
+    .map(c => `${endpointKey(c.local)} -> ${endpointKey(c.remote)}`)
+}
 
 async function readAll (dir: string): Promise<Buffer[]> {
   const { readdir } = await import('node:fs/promises')

@@ -197,7 +197,7 @@ export async function backupToTarget (init: BackupInit): Promise<BackupReport> {
     init.onProgress?.(0, total)
     // Message blobs go up side by side when the target can take that (friends: one Tor round
     // trip per put); the key slots, identity and manifest only once every one of them is stored.
-    const parallel = Math.max(1, target.parallelPuts ?? 1)
+    const parallel = Math.max(1, target.parallel ?? 1)
     const uploading = new Set<Promise<void>>()
     let failed: { err: unknown } | undefined
     const upload = async (blob: string, raw: Buffer): Promise<void> => {
@@ -419,12 +419,24 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
         await vault.putRecord(record.kind, record.name, Buffer.from(record.value, 'base64'))
         report.records++
       }
-      // In the order they were received, so new ids keep the old order.
+      // In the order they were received, so new ids keep the old order; fetched up to
+      // `target.parallel` ahead.
       const ordered = [...manifest.messages].sort((a, b) => a.receivedAt - b.receivedAt)
-      for (const m of ordered) {
+      const ahead = Math.max(1, target.parallel ?? 1)
+      const fetches: Array<Promise<Buffer | undefined>> = []
+      const fetch = (i: number): void => {
+        const m = ordered[i]
+        if (m === undefined || fetches[i] !== undefined) return
+        fetches[i] = target.get(m.blob)
+        fetches[i]!.catch(() => {}) // awaited in turn below
+      }
+      for (const [i, m] of ordered.entries()) {
+        for (let j = i; j < i + ahead; j++) fetch(j)
+        const fetched = fetches[i]!
+        delete fetches[i]
         let raw: Buffer
         try {
-          raw = openFetched(key, 'message', m.blob, await target.get(m.blob))
+          raw = openFetched(key, 'message', m.blob, await fetched)
         } catch (err) {
           if (err instanceof BackupTargetError && err.transient) throw err
           const reason = (err as Error).message

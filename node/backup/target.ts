@@ -21,8 +21,8 @@
 // - `delete(name)` removes the name; deleting a name that is not there is not an error.
 //   Once it resolves, `get` returns `undefined` and `list` leaves the name out.
 // - Every method may be called again after it failed; a target reconnects by itself.
-//   Calls made together are carried out one after the other, except puts of different names
-//   when the target says `parallelPuts` > 1.
+//   Calls made together are carried out one after the other, except puts and gets of different
+//   names when the target says `parallel` > 1.
 // - One writer per place: one node writes to a target's place at a time (a second writer may
 //   not see the first one's latest changes at once; see spec/backup.md 3.3).
 // - `close()` releases connections; the target may not be used after it. Stored blobs stay:
@@ -56,10 +56,11 @@ export interface BackupTarget {
   delete (name: string): Promise<void>
   close (): Promise<void>
   /**
-   * How many puts a caller may have under way at once (default 1). A target that says more
-   * than 1 carries out puts of different names side by side; everything else stays one at a time.
+   * How many puts or gets a caller may have under way at once (default 1). A target that says
+   * more than 1 carries out puts and gets of different names side by side; everything else
+   * stays one at a time.
    */
-  readonly parallelPuts?: number
+  readonly parallel?: number
   /** Makes what the target keeps for itself durable now (friends: the placement record). */
   flush? (): Promise<void>
 }

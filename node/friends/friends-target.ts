@@ -175,11 +175,11 @@ export class FriendsBackupTarget implements BackupTarget {
   }
 
   /**
-   * Puts run side by side (backupToTarget keeps up to `parallelPuts` going; each touches only
-   * its own blob's entry); every other operation runs alone: after the puts already started,
-   * and before any put started later.
+   * Puts and gets run side by side (backupToTarget and restoreFromTarget keep up to `parallel`
+   * going; a put touches only its own blob's entry); every other operation runs alone: after
+   * the puts and gets already started, and before any started later.
    */
-  readonly parallelPuts = 8
+  readonly parallel = 8
   private readonly puts = new Set<Promise<unknown>>()
 
   private async serial<T> (work: () => Promise<T>): Promise<T> {
@@ -409,7 +409,7 @@ export class FriendsBackupTarget implements BackupTarget {
 
   async get (name: string): Promise<Buffer | undefined> {
     checkBlobName(name)
-    return await this.serial(async () => {
+    return await this.shared(async () => {
       const p = await this.placement()
       const entry = p.blobs[name]
       if (entry === undefined) return undefined
