@@ -25,6 +25,11 @@ export interface FriendshipInit {
   book: FriendBook
   /** The name this node gives itself to new friends (the owner's user name). */
   ownName: () => string
+  /**
+   * Tests and LANs (config friends.direct): this node's direct address, sent with `accept` so
+   * the inviter can dial back; and addresses sent to us are kept. Undefined: neither.
+   */
+  directAddress?: () => string | undefined
   /** Called after a friend was removed, by us or by them: delete what we held for them. */
   onRemoved?: (onion: string) => Promise<void>
   logger?: Logger
@@ -63,7 +68,8 @@ export class Friendship {
     let answer
     try {
       answer = await request(this.init.host, address, FRIEND_PROTOCOL, {
-        op: 'accept', secret: invite.secret.toString('base64'), name: this.init.ownName(), quota: options.quotaForThem
+        op: 'accept', secret: invite.secret.toString('base64'), name: this.init.ownName(), quota: options.quotaForThem,
+        ...(this.init.directAddress?.() !== undefined ? { dial: this.init.directAddress() } : {})
       }, undefined, { timeoutMs: options.timeoutMs ?? 120_000 })
     } catch (err) {
       if (err instanceof PeerRefusedError) throw new FriendshipError(`The inviting node said no: ${err.message}`)
@@ -106,7 +112,8 @@ export class Friendship {
         }
         const invite = await this.init.book.takeInvite(Buffer.from(header.secret, 'base64'))
         if (invite === undefined) throw new RefuseRequest('forbidden', 'that invite is not valid: it was used already, it expired, or it was never made here')
-        const friend = await this.init.book.add({ onion, name: cleanName(header.name), quotaForThem: invite.quotaForThem, quotaFromThem: header.quota, lastSeen: new Date().toISOString() })
+        const dial = this.init.directAddress !== undefined && typeof header.dial === 'string' && /^\/ip[46]\/[\w.:]+\/tcp\/\d+(\/p2p\/\w+)?$/.test(header.dial) ? header.dial : undefined
+        const friend = await this.init.book.add({ onion, name: cleanName(header.name), quotaForThem: invite.quotaForThem, quotaFromThem: header.quota, lastSeen: new Date().toISOString(), ...(dial !== undefined ? { dial } : {}) })
         this.init.logger?.info({ friend: friend.name }, 'A new friend accepted an invite.')
         return { header: { name: this.init.ownName(), quota: invite.quotaForThem } }
       }

@@ -135,6 +135,7 @@ export class FriendsService {
       book: this.book,
       ownName: () => this.init.ownName,
       onRemoved: async (onion) => { await this.shardsHeld?.dropOwner(onion) },
+      ...(config.direct ? { directAddress: () => this.directAddress() } : {}),
       logger: this.log
     })
     await this.friendship.start()
@@ -175,9 +176,7 @@ export class FriendsService {
   }
 
   async accept (code: string, options: { quotaMiB?: number } = {}): Promise<Friend> {
-    const friend = await this.friendship.accept(code, { quotaForThem: (options.quotaMiB ?? this.init.config.offerMiB) * 1024 * 1024 })
-    // In direct set-ups the inviter learns our address from the invite it made; tell it ours.
-    return friend
+    return await this.friendship.accept(code, { quotaForThem: (options.quotaMiB ?? this.init.config.offerMiB) * 1024 * 1024 })
   }
 
   async remove (onion: string): Promise<{ told: boolean }> {
