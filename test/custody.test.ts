@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { backupToTarget, memoryBackupTarget, type BackupTarget } from '../node/backup/index.ts'
+import { backupToTarget, memoryBackupTarget, type BackupTarget, type MemoryBlobs } from '../node/backup/index.ts'
 import { silentLogger } from '../node/log/index.ts'
 import { FriendBook } from '../node/friends/friend-book.ts'
 import { Friendship, FriendshipError } from '../node/friends/friendship.ts'
@@ -77,7 +77,9 @@ function sample (n: number): Buffer {
 
 describe('friends and recovery shares held by friends', { timeout: 180_000 }, () => {
   let alice: Peer, bob: Peer, carol: Peer, dave: Peer, eve: Peer
-  let backup: BackupTarget
+  const blobs: MemoryBlobs = new Map()
+  /** A new connection to the backup (recover closes the target it is given). */
+  const backup = (): BackupTarget => memoryBackupTarget({ blobs })
   const messages: Buffer[] = []
   const cleanup: string[] = []
 
@@ -90,7 +92,6 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
       messages.push(raw)
       await alice.vault.add({ folder: 'Inbox', raw, from: `s${n}@example.org`, to: ['alice@example.org'], flags: n % 2 === 0 ? ['\\Seen'] : [] })
     }
-    backup = memoryBackupTarget()
   })
 
   after(async () => {
@@ -159,7 +160,7 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
   })
 
   it('recovery: nothing is released before approval by hand; with 2 of 3 approvals the node comes back', async () => {
-    await backupToTarget({ vault: alice.vault, dataDir: alice.dir, target: backup })
+    await backupToTarget({ vault: alice.vault, dataDir: alice.dir, target: backup() })
     const asker = await createP2PHost({ onionSeed: randomBytes(32), listen: { host: '127.0.0.1', port: 0 }, direct: true })
     const dataDir = join(await mkdtemp(join(tmpdir(), 'smtorp-recovered-')), 'node')
     cleanup.push(join(dataDir, '..'))
@@ -186,7 +187,7 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
         custodians,
         dataDir,
         newPassphrase: 'a brand new passphrase',
-        openTarget: async () => backup,
+        openTarget: async () => backup(),
         waitMs: 30_000,
         pollMs: 200,
         vault: VAULT_OPTIONS,
@@ -236,7 +237,7 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
     }
   })
 
-  it('a forged share is detected', async () => {
+  it('a forged share is detected, and named once a third share is in', async () => {
     // Carol's node releases a share that is not hers: recovery with bob's and carol's fails loudly.
     const record = await carol.vault.getRecord(CUSTODY_KIND, alice.onion)
     const held = JSON.parse(record!.toString('utf8'))
@@ -257,6 +258,24 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
         openTarget: async () => { throw new Error('must not be reached') }, waitMs: 20_000, pollMs: 200, vault: VAULT_OPTIONS
       }), (err: Error) => err instanceof ForgedShareError && /forged or damaged/.test(err.message))
       await decide
+      // With a third custodian the forged share is named, left out, and the key rebuilt.
+      const events: RecoveryEvent[] = []
+      const all = [bob, carol, dave]
+      const approveAll = (async () => {
+        await waitFor(() => all.every(c => c.custody.recoveryRequests().some(r => r.state === 'pending')), 20_000)
+        for (const c of all) await c.custody.approve(c.custody.recoveryRequests().find(r => r.state === 'pending')!.id)
+      })()
+      const again = join(await mkdtemp(join(tmpdir(), 'smtorp-recovered-')), 'node')
+      cleanup.push(join(again, '..'))
+      const report = await recover({
+        askingHost: asker, owner: alice.onion, custodians: all.map(c => ({ onion: c.onion, dial: multiaddr(c.dial) })), dataDir: again,
+        newPassphrase: 'another passphrase', openTarget: async () => backup(), waitMs: 30_000, pollMs: 200, vault: VAULT_OPTIONS, onEvent: (e) => events.push(e)
+      })
+      await approveAll
+      assert.equal(report.onion, alice.onion)
+      const rebuilt = events.find(e => e.kind === 'key-rebuilt') as Extract<RecoveryEvent, { kind: 'key-rebuilt' }>
+      assert.deepEqual(rebuilt.from, [1, 3])
+      assert.deepEqual(rebuilt.rejected.map(r => r.index), [2])
     } finally {
       await asker.stop()
     }

@@ -38,6 +38,8 @@ import { chargedSize } from './shard-host.ts'
 export const DEFAULT_DATA_SHARDS = 2
 /** The placement record is written at most this often (and at flush and close). */
 const SAVE_DELAY_MS = 2_000
+/** A friend that did not answer is asked last for this long. */
+const DOWN_FOR_MS = 60_000
 export const CHALLENGES_PER_GENERATION = 4
 /** A shard whose friend failed this many audits of it is moved by `repair`. */
 export const REPEATED_AUDIT_FAILURES = 3
@@ -254,16 +256,20 @@ export class FriendsBackupTarget implements BackupTarget {
     const groups = new Map<string, Map<string, { k: number, m: number, length: number, slot: 0 | 1, shards: Map<number, { friend: string, size: number }> }>>()
     let answered = 0
     const friends = this.book.friends()
-    for (const friend of friends) {
-      let held
+    // All friends are asked at once: one that is offline costs one timeout, not one each.
+    const lists = await Promise.all(friends.map(async (friend) => {
       try {
-        held = await listShards(this.host, friend, { timeoutMs: this.timeoutMs })
+        const held = await listShards(this.host, friend, { timeoutMs: this.timeoutMs })
         answered++
         await this.book.seen(friend.onion)
+        return { friend, held }
       } catch (err) {
+        this.down.set(friend.onion, Date.now() + DOWN_FOR_MS)
         this.logger?.info({ friend: friend.onion }, `Friend ${friend.name} did not list its shards of ours: ${(err as Error).message}`)
-        continue
+        return { friend, held: [] }
       }
+    }))
+    for (const { friend, held } of lists) {
       for (const shard of held) {
         const meta = parseShardMeta(shard.meta)
         if (meta === undefined) continue
@@ -317,16 +323,30 @@ export class FriendsBackupTarget implements BackupTarget {
     const free = (f: Friend): number => f.quotaFromThem - (used.get(f.onion) ?? 0)
     return this.book.friends()
       .filter(f => f.quotaFromThem > 0 && !exclude.has(f.onion) && free(f) >= charge)
-      .sort((a, b) => free(b) - free(a) || a.onion.localeCompare(b.onion))
+      .sort((a, b) => Number(this.isDown(a.onion)) - Number(this.isDown(b.onion)) || free(b) - free(a) || a.onion.localeCompare(b.onion))
+  }
+
+  // Friends that just failed to answer are asked last for a while, so that one friend who is
+  // offline does not cost a Tor timeout on every blob of a backup or a restore.
+  private readonly down = new Map<string, number>()
+
+  private isDown (onion: string): boolean {
+    const until = this.down.get(onion)
+    if (until === undefined) return false
+    if (until > Date.now()) return true
+    this.down.delete(onion)
+    return false
   }
 
   private async attempt (friend: Friend, work: () => Promise<unknown>): Promise<Outcome> {
     try {
       await work()
+      this.down.delete(friend.onion)
       await this.book.seen(friend.onion)
       return { ok: true }
     } catch (err) {
       if (err instanceof PeerRefusedError) return { ok: false, unavailable: err.code === 'busy', reason: `${friend.name} refused (${err.code}): ${err.message}` }
+      this.down.set(friend.onion, Date.now() + DOWN_FOR_MS)
       return { ok: false, unavailable: true, reason: `${friend.name} could not be reached: ${(err as Error).message}` }
     }
   }
@@ -433,6 +453,7 @@ export class FriendsBackupTarget implements BackupTarget {
     let damaged = 0
     let unreachable = 0
     const order = entry.shards.map((_, i) => i).filter(i => i !== skip && entry.shards[i]!.friend !== null)
+      .sort((a, b) => Number(this.isDown(entry.shards[a]!.friend!)) - Number(this.isDown(entry.shards[b]!.friend!)) || a - b)
     let next = 0
     while (next < order.length) {
       const good = shards.filter(s => s !== undefined).length
@@ -447,10 +468,11 @@ export class FriendsBackupTarget implements BackupTarget {
         let bytes: Buffer
         try {
           bytes = await getShard(this.host, friend, name, wire, { timeoutMs: this.timeoutMs })
+          this.down.delete(friend.onion)
           await this.book.seen(friend.onion)
         } catch (err) {
           if (err instanceof PeerRefusedError && err.code === 'not-found') damaged++
-          else unreachable++
+          else { unreachable++; this.down.set(friend.onion, Date.now() + DOWN_FOR_MS) }
           return
         }
         const data = this.check(name, entry, i, bytes)

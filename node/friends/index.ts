@@ -144,7 +144,12 @@ export class FriendsService {
     this.scheduler.start()
     vault.onAdded(() => { this.scheduler.newMail() })
     if (config.auditEveryMinutes > 0) {
-      this.auditTimer = setInterval(() => { this.auditAndRepair().catch(() => {}) }, config.auditEveryMinutes * 60_000)
+      // Friends' shards, and custodians' shares, are checked on the same beat.
+      this.auditTimer = setInterval(() => {
+        if (vault.state() !== 'unlocked') return
+        this.auditAndRepair().catch(() => {})
+        this.custody.check().catch((err: unknown) => { this.log.warn({ err: (err as Error).message }, 'Checking the custodians failed.') })
+      }, config.auditEveryMinutes * 60_000)
       this.auditTimer.unref()
     }
   }

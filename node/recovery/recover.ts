@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../log/index.ts'
 import { parseShare, type RecoveryShare } from '../../protocol/recovery-share.ts'
-import { combineShares, NotEnoughSharesError, RecoveryError } from './shares.ts'
+import { combineShares, ForgedShareError, NotEnoughSharesError, RecoveryError, type CombineResult } from './shares.ts'
 import { openKit, type KitContents } from './kit.ts'
 import { newRequestKeyPair, openRelease } from './release.ts'
 import { RECOVERY_PROTOCOL } from './custody.ts'
@@ -118,31 +118,60 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
     }
   }
 
-  await Promise.all(init.custodians.map(ask))
+  // Each custodian is asked and polled on its own, so one that is offline (a Tor timeout per
+  // try) does not hold up the others; the key is rebuilt as soon as t shares are in.
+  let finished = false
+  const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, Math.max(0, Math.min(ms, deadline - Date.now())))) }
+  const loops = init.custodians.map(async (c) => {
+    for (let round = 0; !finished && Date.now() < deadline && round < 100_000; round++) {
+      const a = asked.get(c.onion)
+      if (a === undefined) await ask(c)
+      else await poll(c.onion, a.id, c)
+      if (shares.has(c.onion) || refused.has(c.onion)) return
+      if (asked.has(c.onion)) await sleep(pollMs)
+      else await sleep(Math.max(pollMs, 10_000)) // unreachable: try again later
+    }
+  })
+  const settled = Promise.allSettled(loops)
+  let allDone = false
+  void settled.then(() => { allDone = true })
+  const enough = (): boolean => {
+    const got = [...shares.values()]
+    return got.length > 0 && got.length >= got[0]!.share.threshold
+  }
+  // t shares that do not combine (one is forged) wait for one more share, while any
+  // custodian may still give one: with t + 1 the forged share is named and left out.
+  let combined: CombineResult | undefined
+  let forged: ForgedShareError | undefined
+  let tried = 0
+  for (let tick = 0; tick < 10_000_000; tick++) {
+    if (enough() && shares.size > tried) {
+      tried = shares.size
+      try {
+        combined = await combineShares([...shares.values()].map(g => g.share))
+        break
+      } catch (err) {
+        if (!(err instanceof ForgedShareError)) throw err
+        forged = err
+      }
+    }
+    if (allDone || Date.now() >= deadline) break
+    await sleep(50)
+  }
+  finished = true
+  if (combined === undefined && forged !== undefined) throw forged
   let master: Buffer | undefined
   let fitting: number[] = []
   let kitSealed: Buffer | undefined
   let setId: Buffer | undefined
-  for (let round = 0; Date.now() < deadline && round < 100_000; round++) {
-    const open = init.custodians.filter(c => !shares.has(c.onion) && !refused.has(c.onion))
-    await Promise.all(open.map(async (c) => {
-      const a = asked.get(c.onion)
-      if (a === undefined) await ask(c)
-      else await poll(c.onion, a.id, c)
-    }))
+  if (combined !== undefined) {
     const got = [...shares.values()]
-    if (got.length > 0 && got.length >= got[0]!.share.threshold) {
-      const combined = await combineShares(got.map(g => g.share))
-      master = combined.secret
-      fitting = combined.fitting
-      init.onEvent?.({ kind: 'key-rebuilt', from: combined.fitting, rejected: combined.rejected })
-      const good = got.find(g => combined.fitting.includes(g.share.index))!
-      kitSealed = good.kit
-      setId = good.share.setId
-      break
-    }
-    if (open.length === 0 || open.every(c => refused.has(c.onion))) break
-    await new Promise(resolve => setTimeout(resolve, Math.min(pollMs, Math.max(0, deadline - Date.now()))))
+    master = combined.secret
+    fitting = combined.fitting
+    init.onEvent?.({ kind: 'key-rebuilt', from: combined.fitting, rejected: combined.rejected })
+    const good = got.find(g => combined.fitting.includes(g.share.index))!
+    kitSealed = good.kit
+    setId = good.share.setId
   }
   if (master === undefined || kitSealed === undefined || setId === undefined) {
     const got = [...shares.values()]
