@@ -29,7 +29,7 @@ import { expandedSecretKey } from '../protocol/onion.ts'
 import { choiceFromFlags, openPgpService, type OpenPgp } from './openpgp/index.ts'
 import { RELAY_DESTINATION } from './delivery/index.ts'
 import { backupToTarget, imapBackupTarget } from './backup/index.ts'
-import { BackupScheduler, type LastBackup } from './backup/scheduler.ts'
+import { BackupScheduler, rememberInVault, type LastBackup } from './backup/scheduler.ts'
 import { FriendsService, FRIENDS_VIRTUAL_PORT, type BackupState } from './friends/index.ts'
 
 export interface RecipientStatus {
@@ -274,6 +274,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       description: `imap ${imapConfig.user}@${imapConfig.host}:${imapConfig.port}/${imapConfig.folder}`
     }, {
       logger,
+      remember: rememberInVault(vault, 'imap'),
       ready: () => vault.state() === 'unlocked',
       run: async (onProgress) => {
         if (vault.state() !== 'unlocked') throw new Error('The vault is locked: unlock it, then back up.')

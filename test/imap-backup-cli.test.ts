@@ -16,7 +16,7 @@ import { waitFor } from './harness/nodes.ts'
 import { missingDovecotPrerequisites, startDovecot, type DovecotInstance } from './harness/dovecot.ts'
 import { openTestVault, testPassphraseFile } from './harness/vault.ts'
 import { FOLDERS } from '../node/store/mail-store.ts'
-import { BackupScheduler, type LastBackup } from '../node/backup/scheduler.ts'
+import { BackupScheduler, rememberInVault, type LastBackup } from '../node/backup/scheduler.ts'
 import { configFromObject, ConfigError } from '../node/config/index.ts'
 import { silentLogger } from '../node/log/index.ts'
 import type { BackupReport } from '../node/backup/index.ts'
@@ -209,6 +209,31 @@ describe('the backup scheduler', () => {
     assert.deepEqual([(await failed).ok, (await failed).error], [false, 'The server is gone.'])
     assert.equal(scheduler.last()?.ok, false)
     await scheduler.stop()
+  })
+
+  it('remembers the last successful backup across a restart, in a vault record, and not a failed one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'smtorp-scheduler-'))
+    const { vault } = await openTestVault(dir)
+    try {
+      let fail = false
+      const make = (): BackupScheduler => new BackupScheduler({ everyMinutes: 0, afterNewMailMs: 0, description: 'test' }, {
+        logger: silentLogger(), ready: () => false, remember: rememberInVault(vault, 'test'),
+        run: async () => { if (fail) throw new Error('The server is gone.'); return report }
+      })
+      const first = make()
+      const done = await first.backupNow()
+      fail = true
+      assert.equal((await first.backupNow()).ok, false)
+      const afterRestart = make()
+      assert.equal(afterRestart.lastSuccess(), undefined)
+      afterRestart.afterUnlock()
+      const deadline = Date.now() + 5_000
+      while (afterRestart.lastSuccess() === undefined && Date.now() < deadline) await new Promise(resolve => setTimeout(resolve, 10))
+      assert.deepEqual(afterRestart.lastSuccess(), done)
+    } finally {
+      await vault.close()
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 
   it('backs up once after a burst of new mail, not while the vault is locked (but at the next unlock), and not after stop', async () => {

@@ -22,6 +22,11 @@ export interface BackupSchedulerComponents {
   run: (onProgress?: (done: number, total: number) => void) => Promise<BackupReport>
   /** Whether a run can be done now (the vault is unlocked); scheduled runs are skipped otherwise. */
   ready: () => boolean
+  /**
+   * Where the last successful backup is kept across restarts (a vault record), so that "what
+   * would be lost if this disk died now" is known after a restart. Read at unlock.
+   */
+  remember?: { load: () => Promise<LastBackup | undefined>, save: (last: LastBackup) => Promise<void> }
 }
 
 /** The last backup run, for status. Counts only, never content. */
@@ -63,6 +68,9 @@ export class BackupScheduler {
 
   /** The vault was unlocked: back up at once after the first unlock, or when one was missed while locked. */
   afterUnlock (): void {
+    if (this.lastOk === undefined && this.components.remember !== undefined) {
+      this.components.remember.load().then((last) => { this.lastOk ??= last }, (err: unknown) => { this.log.warn({ err: (err as Error).message }, 'The last backup could not be read back.') })
+    }
     if (this.lastRun === undefined || this.missed) this.scheduled(this.lastRun === undefined ? 'first unlock' : 'missed while locked')
   }
 
@@ -123,7 +131,22 @@ export class BackupScheduler {
     }
     this.progressNow = undefined
     this.lastRun = result
-    if (result.ok) this.lastOk = result
+    if (result.ok) {
+      this.lastOk = result
+      await this.components.remember?.save(result).catch((err: unknown) => { this.log.warn({ err: (err as Error).message }, 'The last backup could not be written down; it is forgotten at the next restart.') })
+    }
     return result
+  }
+}
+
+/** Keeps the last successful backup in a vault record (kind `backup`, name `last-<target>`). */
+export function rememberInVault (vault: { getRecord: (kind: string, name: string) => Promise<Buffer | undefined>, putRecord: (kind: string, name: string, value: Buffer | undefined) => Promise<void> }, target: string): NonNullable<BackupSchedulerComponents['remember']> {
+  const name = `last-${target}`
+  return {
+    load: async () => {
+      const value = await vault.getRecord('backup', name)
+      return value === undefined ? undefined : JSON.parse(value.toString('utf8')) as LastBackup
+    },
+    save: async (last) => { await vault.putRecord('backup', name, Buffer.from(JSON.stringify(last), 'utf8')) }
   }
 }

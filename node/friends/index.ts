@@ -11,7 +11,7 @@ import type { Identity } from '../identity/index.ts'
 import type { Logger } from '../log/index.ts'
 import type { Vault } from '../vault/index.ts'
 import { backupToTarget } from '../backup/mailbox-backup.ts'
-import { BackupScheduler, type LastBackup } from '../backup/scheduler.ts'
+import { BackupScheduler, rememberInVault, type LastBackup } from '../backup/scheduler.ts'
 import { FriendBook, type Friend } from './friend-book.ts'
 import { Friendship } from './friendship.ts'
 import { createP2PHost, FRIENDS_VIRTUAL_PORT, type P2PHost } from './p2p.ts'
@@ -81,6 +81,7 @@ export class FriendsService {
       description: 'friends'
     }, {
       logger: init.logger,
+      remember: rememberInVault(init.vault, 'friends'),
       ready: () => init.vault.state() === 'unlocked' && this.book.friends().length > init.config.dataShards,
       run: async (onProgress) => {
         if (init.vault.state() !== 'unlocked') throw new Error('The vault is locked: unlock it, then back up.')
