@@ -162,16 +162,16 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
   it('recovery: nothing is released before approval by hand; with 2 of 3 approvals the node comes back', async () => {
     await backupToTarget({ vault: alice.vault, dataDir: alice.dir, target: backup() })
     const asker = await createP2PHost({ onionSeed: randomBytes(32), listen: { host: '127.0.0.1', port: 0 }, direct: true })
-    const dataDir = join(await mkdtemp(join(tmpdir(), 'smtorp-recovered-')), 'node')
-    cleanup.push(join(dataDir, '..'))
+    const dataDir = await newDataDir(cleanup)
     const events: RecoveryEvent[] = []
     try {
       const custodians = [bob, carol, dave].map(c => ({ onion: c.onion, dial: multiaddr(c.dial) }))
       const approvals = (async () => {
         // Each custodian sees the request with the code the new machine shows; bob and carol approve.
-        const seen = await waitFor(() => [bob, carol].every(c => c.custody.recoveryRequests().length > 0), 20_000)
-        assert.ok(seen, 'the requests reached the custodians')
-        const shown = events.filter(e => e.kind === 'asked').map(e => (e as { code: string }).code)
+        const asked = (): string[] => events.filter(e => e.kind === 'asked').map(e => (e as { code: string }).code)
+        const seen = await waitFor(() => [bob, carol].every(c => c.custody.recoveryRequests().length > 0) && asked().length >= 3, 20_000)
+        assert.ok(seen, 'the requests reached the custodians, and the new machine shows their codes')
+        const shown = asked()
         for (const c of [bob, carol]) {
           const [req] = c.custody.recoveryRequests() as [RecoveryRequest]
           assert.equal(req.state, 'pending')
@@ -217,14 +217,13 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
 
   it('recovery with fewer than t approvals rebuilds nothing and says why', async () => {
     const asker = await createP2PHost({ onionSeed: randomBytes(32), listen: { host: '127.0.0.1', port: 0 }, direct: true })
-    const dataDir = join(await mkdtemp(join(tmpdir(), 'smtorp-recovered-')), 'node')
-    cleanup.push(join(dataDir, '..'))
+    const dataDir = await newDataDir(cleanup)
     try {
       const custodians = [bob, carol].map(c => ({ onion: c.onion, dial: multiaddr(c.dial) }))
       const decide = (async () => {
-        await waitFor(() => [bob, carol].every(c => c.custody.recoveryRequests().some(r => r.state === 'pending')), 20_000)
-        await bob.custody.approve(bob.custody.recoveryRequests().find(r => r.state === 'pending')!.id)
-        carol.custody.refuse(carol.custody.recoveryRequests().find(r => r.state === 'pending')!.id, 'I could not reach alice to check the code')
+        const [fromBob, fromCarol] = await pendingRequests([bob, carol])
+        await bob.custody.approve(fromBob!)
+        carol.custody.refuse(fromCarol!, 'I could not reach alice to check the code')
       })()
       await assert.rejects(recover({
         askingHost: asker, owner: alice.onion, custodians, dataDir, newPassphrase: 'another passphrase',
@@ -245,13 +244,13 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
     share.share[3]! ^= 0x40
     await carol.vault.putRecord(CUSTODY_KIND, alice.onion, Buffer.from(JSON.stringify({ ...held, share: formatShare(share) })))
     const asker = await createP2PHost({ onionSeed: randomBytes(32), listen: { host: '127.0.0.1', port: 0 }, direct: true })
-    const dataDir = join(await mkdtemp(join(tmpdir(), 'smtorp-recovered-')), 'node')
-    cleanup.push(join(dataDir, '..'))
+    const dataDir = await newDataDir(cleanup)
     try {
       const custodians = [bob, carol].map(c => ({ onion: c.onion, dial: multiaddr(c.dial) }))
       const decide = (async () => {
-        await waitFor(() => [bob, carol].every(c => c.custody.recoveryRequests().some(r => r.state === 'pending')), 20_000)
-        for (const c of [bob, carol]) await c.custody.approve(c.custody.recoveryRequests().find(r => r.state === 'pending')!.id)
+        const ids = await pendingRequests([bob, carol])
+        await bob.custody.approve(ids[0]!)
+        await carol.custody.approve(ids[1]!)
       })()
       await assert.rejects(recover({
         askingHost: asker, owner: alice.onion, custodians, dataDir, newPassphrase: 'another passphrase',
@@ -262,11 +261,10 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
       const events: RecoveryEvent[] = []
       const all = [bob, carol, dave]
       const approveAll = (async () => {
-        await waitFor(() => all.every(c => c.custody.recoveryRequests().some(r => r.state === 'pending')), 20_000)
-        for (const c of all) await c.custody.approve(c.custody.recoveryRequests().find(r => r.state === 'pending')!.id)
+        const ids = await pendingRequests(all)
+        for (const [i, c] of all.entries()) await c.custody.approve(ids[i]!)
       })()
-      const again = join(await mkdtemp(join(tmpdir(), 'smtorp-recovered-')), 'node')
-      cleanup.push(join(again, '..'))
+      const again = await newDataDir(cleanup)
       const report = await recover({
         askingHost: asker, owner: alice.onion, custodians: all.map(c => ({ onion: c.onion, dial: multiaddr(c.dial) })), dataDir: again,
         newPassphrase: 'another passphrase', openTarget: async () => backup(), waitMs: 30_000, pollMs: 200, vault: VAULT_OPTIONS, onEvent: (e) => events.push(e)
@@ -297,6 +295,20 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
       (err: Error) => err instanceof PeerRefusedError && err.code === 'not-a-friend')
   })
 })
+
+/** A new machine's data directory: absent, in a fresh temporary folder (removed after the run). */
+async function newDataDir (cleanup: string[]): Promise<string> {
+  const parent = await mkdtemp(join(tmpdir(), 'smtorp-recovered-'))
+  cleanup.push(parent)
+  return join(parent, 'node')
+}
+
+/** Waits until each custodian has a pending request, and gives their ids. */
+async function pendingRequests (custodians: Peer[]): Promise<string[]> {
+  const pending = (c: Peer): RecoveryRequest | undefined => c.custody.recoveryRequests().find(r => r.state === 'pending')
+  assert.ok(await waitFor(() => custodians.every(c => pending(c) !== undefined), 20_000), 'every custodian got the request')
+  return custodians.map(c => pending(c)!.id)
+}
 
 async function waitFor (condition: () => boolean, ms: number): Promise<boolean> {
   const until = Date.now() + ms
