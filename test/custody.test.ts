@@ -22,7 +22,7 @@ import { createP2PHost, type P2PHost } from '../node/friends/p2p.ts'
 import { PeerRefusedError, request } from '../node/friends/rpc.ts'
 import { Custody, RECOVERY_PROTOCOL, CUSTODY_KIND, type RecoveryRequest } from '../node/recovery/custody.ts'
 import { recover, type RecoveryEvent } from '../node/recovery/recover.ts'
-import { releaseCode } from '../node/recovery/release.ts'
+import { newRequestKeyPair, releaseCode } from '../node/recovery/release.ts'
 import { NotEnoughSharesError, ForgedShareError } from '../node/recovery/shares.ts'
 import { formatShare, parseShare } from '../protocol/recovery-share.ts'
 import { readKeySlots } from '../node/vault/key-slots.ts'
@@ -139,6 +139,24 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
     await assert.rejects(tryAs({ op: 'hold', share: (await alice.custody.split())!.custodians[0]!.share }, Buffer.from('kit')), (err: Error) => err instanceof PeerRefusedError && err.code === 'not-a-friend')
     await assert.rejects(tryAs({ op: 'check', nonce: randomBytes(16).toString('base64') }), (err: Error) => err instanceof PeerRefusedError && err.code === 'not-a-friend')
     await assert.rejects(tryAs({ op: 'nonsense' }), (err: Error) => err instanceof PeerRefusedError && err.code === 'bad-request')
+  })
+
+  it('a request releases nothing until it is approved by hand, and nothing once refused', async () => {
+    // Anyone may ask (the owner's new machine is nobody's friend): eve asks bob for alice's share.
+    const pair = await newRequestKeyPair()
+    const asked = await request(eve.host, multiaddr(bob.dial), RECOVERY_PROTOCOL, { op: 'request', owner: alice.onion, publicKey: pair.publicKey.toString('base64') })
+    assert.equal(asked.header.state, 'pending')
+    assert.equal(asked.header.code, releaseCode(pair.publicKey))
+    const id = String(asked.header.id)
+    const poll = async (from: Peer): Promise<{ state: unknown, body: number }> => {
+      const answer = await request(from.host, multiaddr(bob.dial), RECOVERY_PROTOCOL, { op: 'poll', id })
+      return { state: answer.header.state, body: answer.body.length }
+    }
+    assert.deepEqual(await poll(eve), { state: 'pending', body: 0 })
+    await assert.rejects(poll(carol), (err: Error) => err instanceof PeerRefusedError && err.code === 'not-found', 'only the requester may poll')
+    bob.custody.refuse(id, 'I do not know who asked')
+    assert.deepEqual(await poll(eve), { state: 'refused', body: 0 })
+    await assert.rejects(bob.custody.approve(id), /already refused/)
   })
 
   it('a custodian whose share was altered or lost is shown as such', async () => {
