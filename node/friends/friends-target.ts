@@ -188,7 +188,11 @@ export class FriendsBackupTarget implements BackupTarget {
     if (this.closed) throw new BackupTargetError('this friends backup target was closed')
     const alone = async (): Promise<T> => {
       await Promise.allSettled([...this.puts])
-      return await work()
+      try {
+        return await work()
+      } finally {
+        this.chargedSums = undefined
+      }
     }
     const next = this.chain.then(alone, alone)
     this.chain = next.catch(() => {})
@@ -309,12 +313,25 @@ export class FriendsBackupTarget implements BackupTarget {
   }
 
   /** Bytes of ours each friend is charged for, from the placement. */
+  /**
+   * What each friend is charged for our shards. Walking every blob is O(blobs), too much on
+   * every put of a large backup, so the sums are kept: a put adds its own blob's charges (and
+   * takes off the old version's); every other change (they run alone) drops the sums, and the
+   * next use walks the record again.
+   */
+  private chargedSums: Map<string, number> | undefined
+
   private charged (p: Placement): Map<string, number> {
+    if (this.chargedSums !== undefined) return this.chargedSums
     const out = new Map<string, number>()
-    for (const blob of Object.values(p.blobs)) {
-      for (const s of blob.shards) if (s.friend !== null) out.set(s.friend, (out.get(s.friend) ?? 0) + chargedSize(s.size, metaOf(blob)))
-    }
+    for (const blob of Object.values(p.blobs)) this.addCharges(out, blob, 1)
+    this.chargedSums = out
     return out
+  }
+
+  private addCharges (sums: Map<string, number>, blob: BlobPlacement, sign: 1 | -1): void {
+    const meta = metaOf(blob)
+    for (const s of blob.shards) if (s.friend !== null) sums.set(s.friend, (sums.get(s.friend) ?? 0) + sign * chargedSize(s.size, meta))
   }
 
   /** Friends with room for `charge` more bytes, the most free room first. */
@@ -415,6 +432,10 @@ export class FriendsBackupTarget implements BackupTarget {
           friend: f?.onion ?? null, size: stored[i]!.length, generation: 0,
           answers: f === null ? [] : this.challenges(name, slot * SLOT_WIDTH + i, 0, stored[i]!), used: 0, failures: 0
         }))
+      }
+      if (this.chargedSums !== undefined) {
+        if (old !== undefined) this.addCharges(this.chargedSums, old, -1)
+        this.addCharges(this.chargedSums, p.blobs[name]!, 1)
       }
       if (old !== undefined) {
         for (const [i, s] of old.shards.entries()) if (s.friend !== null) p.pendingDeletes.push({ friend: s.friend, name, index: old.slot * SLOT_WIDTH + i })

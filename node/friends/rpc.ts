@@ -43,7 +43,10 @@ export async function request (host: P2PHost, to: PeerId | Multiaddr, protocol: 
   const signal = AbortSignal.timeout(options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
   let stream: Stream
   try {
-    stream = await host.dialProtocol(to, protocol, { signal })
+    // The request goes out with the protocol proposal instead of after its acceptance: one
+    // round trip less (a Tor round trip is hundreds of ms); a peer that does not speak the
+    // protocol still refuses it, and the request fails.
+    stream = await host.dialProtocol(to, protocol, { signal, negotiateFully: false })
   } catch (err) {
     throw new PeerUnavailableError(`could not reach ${describe(to)}: ${(err as Error).message}`, { cause: err })
   }
