@@ -137,7 +137,10 @@ describe('recovery shares: combining rules', () => {
     assert.deepEqual(result.rejected.map(r => r.index), [1, 3])
   })
   it('when no t shares fit, all are forged or damaged and nothing is rebuilt', async () => {
-    await assert.rejects(combineShares([tampered(set[0]!), tampered(set[1]!), tampered(set[2]!), set[3]!, set[4]!]), (err: unknown) => err instanceof ForgedShareError && /No 3 of them fit together/.test(err.message))
+    // Each share changed at a byte of its own: with one change shared by several shares, the
+    // changes cancel out for about one random split in 256 (the Lagrange coefficients of two
+    // of them can sum to zero), and that subset still rebuilds the right key.
+    await assert.rejects(combineShares([tampered(set[0]!, 0), tampered(set[1]!, 1), tampered(set[2]!, 2), set[3]!, set[4]!]), (err: unknown) => err instanceof ForgedShareError && /No 3 of them fit together/.test(err.message))
   })
   it('8-of-16 with 8 forged shares first: the search over every subset finds the honest 8 and names the rest', async () => {
     const key = randomBytes(32)
