@@ -11,10 +11,8 @@
 //    settings. A host with the node's own identity then restores the backup from the friends
 //    (any k of them) or from the IMAP account, into a new data directory, and a new
 //    passphrase is set.
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../log/index.ts'
 import { parseShare, type RecoveryShare } from '../../protocol/recovery-share.ts'
@@ -209,13 +207,6 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
   } finally {
     master.fill(0)
   }
-}
-
-/** A throw-away directory for the temporary friend book a restore from friends reads. */
-export async function scratchDir (): Promise<{ dir: string, remove: () => Promise<void> }> {
-  const dir = join(tmpdir(), `smtorp-recover-${randomBytes(6).toString('hex')}`)
-  await mkdir(dir, { mode: 0o700 })
-  return { dir, remove: async () => { await rm(dir, { recursive: true, force: true }) } }
 }
 
 /** Writes the kit's friends as the restored node's friend book, if the backup had none. */
