@@ -101,9 +101,20 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
     try {
       const answer = await request(init.askingHost, c.dial, RECOVERY_PROTOCOL, { op: 'poll', id }, undefined, { timeoutMs: 90_000 })
       if (answer.header.state === 'approved') {
-        const released = await openRelease(keys.privateKey, id, answer.body)
-        const share = parseShare(released.share)
-        shares.set(onion, { share, kit: Buffer.from(released.kit, 'base64') })
+        let share: RecoveryShare
+        let kit: Buffer
+        try {
+          const released = await openRelease(keys.privateKey, id, answer.body)
+          share = parseShare(released.share)
+          kit = Buffer.from(released.kit, 'base64')
+        } catch (err) {
+          // Asking again would get the same bytes: this custodian counts as one that said no.
+          const reason = `what it released is unusable (${(err as Error).message})`
+          refused.set(onion, reason)
+          init.onEvent?.({ kind: 'refused', custodian: onion, reason })
+          return
+        }
+        shares.set(onion, { share, kit })
         init.onEvent?.({ kind: 'approved', custodian: onion, index: share.index })
       } else if (answer.header.state === 'refused') {
         const reason = typeof answer.header.reason === 'string' ? answer.header.reason : 'refused'
@@ -153,7 +164,9 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
         forged = err
       }
     }
-    if (allDone || Date.now() >= deadline) break
+    // Refusals that leave fewer than t custodians who could still say yes end the wait.
+    const t = [...shares.values()][0]?.share.threshold ?? 2
+    if (allDone || Date.now() >= deadline || init.custodians.length - refused.size < t) break
     await sleep(50)
   }
   finished = true
