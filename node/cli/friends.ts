@@ -21,6 +21,11 @@ import type { KitContents } from '../recovery/kit.ts'
 import { torService } from '../tor/index.ts'
 import { isOnionAddress } from '../../protocol/onion.ts'
 
+/** A command given wrongly, or a recovery that cannot go on: said in one line, no stack. */
+export class CliUsageError extends Error {
+  override name = 'CliUsageError'
+}
+
 export const FRIENDS_USAGE = `
 friends and recovery (the node must be running, except for recover):
   friends                     your friends: last seen, storage each way, audits
@@ -83,14 +88,14 @@ export async function friendsCommand (command: string, o: FriendsCliOptions): Pr
     }
     case 'accept': {
       const code = o.positionals[1]
-      if (code === undefined) throw new Error('accept needs the invite: smtorp accept smtorp-invite-1:...')
+      if (code === undefined) throw new CliUsageError('accept needs the invite: smtorp accept smtorp-invite-1:...')
       const friend = await ask({ command: 'accept', code, ...(o.quotaMiB !== undefined ? { quotaMiB: o.quotaMiB } : {}) }) as Friend
       print(friend, o.json, f => `You and ${f.name} (${f.onion}.onion) are friends now. They offered ${mib(f.quotaFromThem)} for your backup.\n`)
       return true
     }
     case 'unfriend': {
       const onion = o.positionals[1]
-      if (onion === undefined) throw new Error('unfriend needs the friend\'s onion address')
+      if (onion === undefined) throw new CliUsageError('unfriend needs the friend\'s onion address')
       const result = await ask({ command: 'unfriend', onion: onion.replace(/\.onion$/, '') }) as { told: boolean }
       print(result, o.json, r => r.told ? 'The friendship is ended on both sides.\n' : 'The friendship is ended here; the friend could not be told now.\n')
       return true
@@ -118,7 +123,7 @@ export async function friendsCommand (command: string, o: FriendsCliOptions): Pr
     case 'approve':
     case 'refuse': {
       const id = o.positionals[1]
-      if (id === undefined) throw new Error(`${command} needs the request id (see "smtorp requests")`)
+      if (id === undefined) throw new CliUsageError(`${command} needs the request id (see "smtorp requests")`)
       const r = await ask({ command, id }) as RecoveryRequest
       print(r, o.json, x => `The request ${x.id} is ${x.state}.\n`)
       return true
@@ -145,10 +150,15 @@ export interface RecoverCliOptions {
 export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
   const logger = createLogger({ level: 'warn' })
   const owner = o.owner.toLowerCase().replace(/\.onion$/, '')
-  if (!isOnionAddress(owner)) throw new Error('--owner must be your old onion address (56 characters)')
-  if (o.custodians.length === 0) throw new Error('recover needs at least one --custodian ONION')
-  for (const c of o.custodians) if (!isOnionAddress(c)) throw new Error(`--custodian ${c} is not an onion address`)
-  const direct = new Map((o.direct ?? []).map(pair => { const at = pair.indexOf('='); return [pair.slice(0, at).replace(/\.onion$/, ''), pair.slice(at + 1)] as const }))
+  if (!isOnionAddress(owner)) throw new CliUsageError('--owner must be your old onion address (56 characters)')
+  if (o.custodians.length === 0) throw new CliUsageError('recover needs at least one --custodian ONION')
+  for (const c of o.custodians) if (!isOnionAddress(c)) throw new CliUsageError(`--custodian ${c} is not an onion address`)
+  const direct = new Map((o.direct ?? []).map(pair => {
+    const at = pair.indexOf('=')
+    const onion = pair.slice(0, Math.max(at, 0)).replace(/\.onion$/, '')
+    if (at < 0 || !isOnionAddress(onion) || !pair.slice(at + 1).startsWith('/')) throw new CliUsageError(`--direct ${pair} is not ONION=MULTIADDR (for tests and LANs)`)
+    return [onion, pair.slice(at + 1)] as const
+  }))
 
   const tor = o.torSocks !== undefined ? undefined : await startOwnTor(logger)
   const socks = o.torSocks !== undefined ? parseHostPort(o.torSocks) : tor!.socks
@@ -193,7 +203,7 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
         kitUsed = kit
         const seed = Buffer.from(kit.onionSeed, 'base64')
         if (o.from === 'imap') {
-          if (kit.imap === undefined) throw new Error('The recovery kit names no IMAP account: recover --from friends.')
+          if (kit.imap === undefined) throw new CliUsageError('The recovery kit names no IMAP account: recover --from friends.')
           const i = kit.imap
           return imapBackupTarget({
             host: i.host, port: i.port, secure: i.security === 'tls', doSTARTTLS: i.security === 'starttls', user: i.user, pass: i.password, folder: i.folder,
@@ -228,7 +238,7 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
 
 function parseHostPort (text: string): { host: string, port: number } {
   const m = /^([\d.]+|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(text)
-  if (m === null) throw new Error('--tor-socks must be HOST:PORT, e.g. 127.0.0.1:9050')
+  if (m === null) throw new CliUsageError('--tor-socks must be HOST:PORT, e.g. 127.0.0.1:9050')
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }
 }
 

@@ -19,7 +19,11 @@ import { UiConfigError } from '../../ui/server.ts'
 import { createOwnKey, formatFingerprint, type OwnKeyInfo } from '../openpgp/index.ts'
 import { imapBackupTarget, restoreFromTarget, BackupError, BackupTargetError, DEFAULT_BACKUP_FOLDER, type RestoreReport } from '../backup/index.ts'
 import type { LastBackup } from '../backup/scheduler.ts'
-import { friendsCommand, recoverCommand, FRIENDS_USAGE } from './friends.ts'
+import { CliUsageError, friendsCommand, recoverCommand, FRIENDS_USAGE } from './friends.ts'
+import { RecoveryError } from '../recovery/shares.ts'
+import { KitError } from '../recovery/kit.ts'
+import { ReleaseError } from '../recovery/release.ts'
+import { FriendBookError } from '../friends/friend-book.ts'
 
 const USAGE = `smtorp: a peer-to-peer mail node (SMTP over Tor onion services)
 
@@ -415,7 +419,8 @@ function formatQueue (entries: QueueStatusEntry[]): string {
 }
 
 main().catch((err: Error) => {
-  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError || err instanceof UiConfigError || err instanceof BackupError || err instanceof BackupTargetError) fail(err.message)
+  if (err instanceof ConfigError || err instanceof IdentityError || err instanceof ControlError || err instanceof SmtpClientError || err instanceof TorServiceError || err instanceof QueueError || err instanceof VaultError || err instanceof UiConfigError || err instanceof BackupError || err instanceof BackupTargetError ||
+      err instanceof CliUsageError || err instanceof RecoveryError || err instanceof KitError || err instanceof ReleaseError || err instanceof FriendBookError) fail(err.message)
   fail(`unexpected error: ${err.stack ?? err.message}`)
 })
 

@@ -19,7 +19,7 @@ import { openShardHost, type ShardHost } from './shard-host.ts'
 import { serveBackup } from './backup-protocol.ts'
 import { friendsBackupKey, friendsBackupTarget, vaultPlacementStore, type AuditReport, type FriendsBackupTarget, type Holding, type RepairReport } from './friends-target.ts'
 import { Custody } from '../recovery/custody.ts'
-import type { KitContents } from '../recovery/kit.ts'
+import type { KitContents, KitImap } from '../recovery/kit.ts'
 
 export { FriendBook, type Friend } from './friend-book.ts'
 export { FRIENDS_VIRTUAL_PORT } from './p2p.ts'
@@ -272,7 +272,7 @@ export class FriendsService {
       onionSeed: this.init.identity.onionKey.seed.toString('base64'),
       vaultId: slots.vaultId,
       friends: this.book.friends().map(f => ({ onion: f.onion, name: f.name, quotaForThem: f.quotaForThem, quotaFromThem: f.quotaFromThem, ...(f.dial !== undefined ? { dial: f.dial } : {}) })),
-      ...(imap !== undefined ? { imap: { host: imap.host, port: imap.port, security: imap.security, user: imap.user, password: imap.password, folder: imap.folder, viaTor: imap.viaTor } } : {})
+      ...(imap !== undefined ? { imap: { host: imap.host, port: imap.port, security: imap.security, user: imap.user, password: imap.password, folder: imap.folder, viaTor: imap.viaTor } satisfies KitImap } : {})
     }
   }
 }

@@ -5,6 +5,7 @@
 // share; it is sealed with AES-256-GCM under HKDF-SHA256(master key, salt = the split's set id,
 // info "smtorp recovery kit v1"), associated data "recovery kit" | set id, so a custodian
 // holds ciphertext, and only t custodians together can open it.
+import type { ImapBackupConfig } from '../config/index.ts'
 import { associatedData, deriveKey, open, seal, TamperError } from '../vault/crypto.ts'
 
 export const KIT_FORMAT = 1
@@ -19,15 +20,8 @@ export interface KitFriend {
   dial?: string
 }
 
-export interface KitImap {
-  host: string
-  port: number
-  security: 'tls' | 'starttls' | 'plain'
-  user: string
-  password: string
-  folder: string
-  viaTor: boolean
-}
+/** The IMAP backup settings (config backup.imap) without its schedule. */
+export type KitImap = Pick<ImapBackupConfig, 'host' | 'port' | 'security' | 'user' | 'password' | 'folder' | 'viaTor'>
 
 export interface KitContents {
   format: number
