@@ -6,26 +6,22 @@
 // - it listens on 127.0.0.1 unless the config explicitly allows another address;
 // - a session is a random token in an HttpOnly, SameSite=Strict cookie, made only by entering
 //   the passphrase (or recovery code); locking the vault ends every session;
-// - every state-changing request (POST) carries the session's CSRF token, and a request whose
-//   Origin is not the UI's own is refused before anything else;
-// - Content-Security-Policy allows scripts, styles and images from the UI itself only, no
-//   inline script, no frames, no form posts elsewhere; helmet sets the other headers;
+// - every state-changing request (POST) carries the session's CSRF token;
+// - page-guards.ts: the Content-Security-Policy and helmet's other headers, loopback Host
+//   names only, the Origin of posts, fetch metadata, no caching;
 // - unlock attempts are rate-limited here and slowed by the vault's own throttle;
 // - nothing secret goes in a URL (searches and recipients are POSTed), and requests are not
 //   logged with their URLs.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import helmet from '@fastify/helmet'
 import formbody from '@fastify/formbody'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
-import { readFile } from 'node:fs/promises'
-import { createRequire } from 'node:module'
-import { isIP } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { UiNode } from './node-api.ts'
 import { Sessions, cookieValue, sameToken, clearedSessionCookie, SESSION_COOKIE, type Session } from './sessions.ts'
 import { layout, errorPage } from './views/layout.ts'
+import { isLoopback, loopbackHostsOf, pathOf, registerPageGuards, STATIC_PATHS } from './page-guards.ts'
 import type { Html } from './html.ts'
 import { unlockRoutes } from './routes/unlock.ts'
 import { mailRoutes } from './routes/mail.ts'
@@ -86,15 +82,8 @@ export interface RouteContext {
   touched (): void
 }
 
-export function isLoopback (host: string): boolean {
-  if (host === 'localhost') return true
-  if (isIP(host) === 4) return host.startsWith('127.')
-  if (isIP(host) === 6) return host === '::1'
-  return false
-}
-
 /** Paths served without a session. */
-const PUBLIC_PATHS = new Set(['/unlock', '/static/htmx.min.js', '/static/app.css', '/static/app.js', '/favicon.ico'])
+const PUBLIC_PATHS = new Set(['/unlock', ...STATIC_PATHS])
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -164,28 +153,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
   async function build (): Promise<FastifyInstance> {
     // No request logging: URLs and bodies stay out of the logs. Errors are logged by hand.
     const fastify = Fastify({ logger: false, bodyLimit: maxUploadBytes, trustProxy: false })
-    await fastify.register(helmet, {
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: {
-          defaultSrc: ["'none'"],
-          scriptSrc: ["'self'"],
-          styleSrc: ["'self'"],
-          imgSrc: ["'self'", 'data:'],
-          connectSrc: ["'self'"],
-          formAction: ["'self'"],
-          frameAncestors: ["'none'"],
-          baseUri: ["'none'"]
-        }
-      },
-      crossOriginEmbedderPolicy: true,
-      // same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the
-      // UI's own form posts (Fetch standard, "serializing a request origin"), and the Origin
-      // check below would refuse every one of them. same-origin still sends no Referer to
-      // any other site.
-      referrerPolicy: { policy: 'same-origin' },
-      hsts: false // plain HTTP on loopback
-    })
+    await registerPageGuards(fastify, { log, hosts: () => loopbackHosts, origin: () => origin, open: path => PUBLIC_PATHS.has(path) })
     await fastify.register(formbody, { bodyLimit: 1024 * 1024 })
     // Compose forms are small enough to hold in memory (bounded by maxUploadBytes); their
     // fields, files included, land in request.body before the CSRF check runs.
@@ -198,38 +166,10 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
     })
     await fastify.register(rateLimit, { global: false })
 
-    const htmxPath = createRequire(import.meta.url).resolve('htmx.org/dist/htmx.min.js')
-    const statics = new Map<string, { type: string, body: Buffer }>([
-      ['/static/htmx.min.js', { type: 'text/javascript; charset=utf-8', body: await readFile(htmxPath) }],
-      ['/static/app.js', { type: 'text/javascript; charset=utf-8', body: await readFile(new URL('./static/app.js', import.meta.url)) }],
-      ['/static/app.css', { type: 'text/css; charset=utf-8', body: await readFile(new URL('./static/app.css', import.meta.url)) }]
-    ])
-    for (const [path, file] of statics) {
-      fastify.get(path, async (_request, reply) => reply.type(file.type).header('Cache-Control', 'no-cache').send(file.body))
-    }
-    fastify.get('/favicon.ico', async (_request, reply) => reply.code(204).send())
-
-    // Every request: the Host, the Origin of POSTs, then the session, then the CSRF token.
+    // Every request: the guards (Host, Origin of POSTs, fetch metadata), then the session, then
+    // the CSRF token.
     fastify.addHook('onRequest', async (request, reply) => {
-      const path = request.url.split('?')[0]!
-      const host = request.headers.host ?? ''
-      // DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches this
-      // port with "Host: evil.example:<port>". Only loopback names are served (unless the
-      // UI was explicitly opened beyond loopback, where the Host cannot be known here).
-      if (loopbackHosts !== undefined && !loopbackHosts.has(host.toLowerCase())) {
-        log.warn('A request for another host name was refused (DNS rebinding?).')
-        return await reply.code(421).type('text/html; charset=utf-8').send(errorPage('Wrong address', `Open this page at ${origin}.`).value)
-      }
-      if (request.method === 'POST') {
-        const from = request.headers.origin
-        // Browsers send Origin on every POST (Fetch standard); one that is not this page's
-        // own, or "null" (an opaque origin: a sandboxed frame, or a cross-origin post under
-        // our referrer policy), means another page is trying to act with the owner's cookie.
-        if (from !== undefined && from !== `http://${host}`) {
-          log.warn('A request from another origin was refused.')
-          return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request came from another web site, so it was refused.').value)
-        }
-      }
+      const path = pathOf(request)
       const session = sessions.get(cookieValue(request.headers.cookie, SESSION_COOKIE))
       if (session !== undefined && node.vaultState() !== 'unlocked') {
         // Locked from elsewhere (the CLI, auto-lock): every session ends with the lock.
@@ -238,14 +178,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
         request.smtorpSession = session
       }
       if (PUBLIC_PATHS.has(path)) return
-      // Fetch metadata (resource isolation): another page, even on another port of this
-      // machine (the same site, so the cookie goes along), may link here but not load the
-      // UI's pages as images, scripts or fetches, which would mark mail read or keep the
-      // session looking active.
       const site = request.headers['sec-fetch-site']
-      if ((site === 'cross-site' || site === 'same-site') && request.headers['sec-fetch-mode'] !== 'navigate') {
-        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request came from another web site, so it was refused.').value)
-      }
       if (request.smtorpSession === undefined) {
         if (request.method !== 'GET') {
           return await reply.code(401).header('Set-Cookie', clearedSessionCookie()).type('text/html; charset=utf-8').send(errorPage('Not signed in', 'Unlock first: this request has no session.').value)
@@ -269,12 +202,6 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
       }
       request.smtorpSession.lastActiveAt = Date.now()
     })
-    // Decrypted mail must not outlive a lock in the browser's cache or history.
-    fastify.addHook('onSend', async (request, reply, payload) => {
-      if (!request.url.startsWith('/static/')) reply.header('Cache-Control', 'no-store')
-      return payload
-    })
-
     fastify.setErrorHandler(async (err: Error & { statusCode?: number }, request, reply) => {
       if (err.name === 'VaultLockedError') {
         sessions.clear()
@@ -314,7 +241,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
       const address = app.server.address() as AddressInfo
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
       origin = `http://${host}:${address.port}`
-      if (isLoopback(init.host)) loopbackHosts = new Set([`127.0.0.1:${address.port}`, `localhost:${address.port}`, `[::1]:${address.port}`, `${host}:${address.port}`])
+      if (isLoopback(init.host)) loopbackHosts = loopbackHostsOf(host, address.port)
       refreshAutoLock()
       autoLockTimer = setInterval(() => { autoLockCheck().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Auto-lock failed.') }) }, init.autoLockCheckMs ?? 15_000)
       autoLockTimer.unref()

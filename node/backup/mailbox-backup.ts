@@ -342,6 +342,8 @@ export interface RestoreInit {
   /** Options for the new vault (its directory is `<dataDir>/vault`); tests turn Argon2id down. */
   vault?: Omit<VaultInit, 'dir'>
   logger?: Logger
+  /** Messages handled (restored, duplicate or damaged) of the backup's total, as it goes. */
+  onProgress?: (done: number, total: number) => void
 }
 
 export interface RestoreReport {
@@ -422,6 +424,7 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
       // In the order they were received, so new ids keep the old order; fetched up to
       // `target.parallel` ahead.
       const ordered = [...manifest.messages].sort((a, b) => a.receivedAt - b.receivedAt)
+      init.onProgress?.(0, ordered.length)
       const ahead = Math.max(1, target.parallel ?? 1)
       const fetches: Array<Promise<Buffer | undefined>> = []
       const fetch = (i: number): void => {
@@ -442,6 +445,7 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
           const reason = (err as Error).message
           report.damaged.push({ blob: m.blob, folder: m.folder, ...(m.messageId !== undefined ? { messageId: m.messageId } : {}), reason })
           init.logger?.warn({ blob: m.blob, folder: m.folder, reason }, 'A message of the backup could not be restored; the others are.')
+          init.onProgress?.(i + 1, ordered.length)
           continue
         }
         const added = await vault.add({
@@ -450,6 +454,7 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
         })
         if (added.duplicate) report.duplicates++
         else report.restored++
+        init.onProgress?.(i + 1, ordered.length)
       }
     } finally {
       await vault.close()

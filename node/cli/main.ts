@@ -19,7 +19,8 @@ import { UiConfigError } from '../../ui/server.ts'
 import { createOwnKey, formatFingerprint, type OwnKeyInfo } from '../openpgp/index.ts'
 import { imapBackupTarget, restoreFromTarget, BackupError, BackupTargetError, DEFAULT_BACKUP_FOLDER, type RestoreReport } from '../backup/index.ts'
 import type { LastBackup } from '../backup/scheduler.ts'
-import { CliUsageError, friendsCommand, recoverCommand, FRIENDS_USAGE } from './friends.ts'
+import { CliUsageError, friendsCommand, FRIENDS_USAGE } from './friends.ts'
+import { recoverCommand, recoverUiCommand } from './recover.ts'
 import { RecoveryError } from '../recovery/shares.ts'
 import { KitError } from '../recovery/kit.ts'
 import { ReleaseError } from '../recovery/release.ts'
@@ -108,6 +109,8 @@ async function main (): Promise<void> {
       'wait-minutes': { type: 'string' },
       'tor-socks': { type: 'string' },
       direct: { type: 'string', multiple: true },
+      ui: { type: 'boolean' },
+      'ui-port': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -183,18 +186,24 @@ async function main (): Promise<void> {
       return
     case 'recover': {
       if (values.data === undefined) fail('recover needs --data NEWDIR: the new, empty data directory to bring the node back into')
-      if (values.owner === undefined) fail('recover needs --owner: your old onion address (it is on your recovery sheet)')
       const from = values.from ?? 'friends'
       if (from !== 'friends' && from !== 'imap') fail('--from is friends or imap')
       const waitMinutes = Number(values['wait-minutes'] ?? 60)
       if (!Number.isFinite(waitMinutes) || waitMinutes <= 0) fail('--wait-minutes must be a positive number')
-      const chosen = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
-      if (chosen.length < 8) fail('the passphrase must be at least 8 characters long')
-      return await recoverCommand({
-        dataDir, owner: values.owner, custodians: values.custodian ?? [], from, waitMinutes, newPassphrase: chosen, json: values.json === true,
+      const common = {
+        dataDir, custodians: values.custodian ?? [], from: from as 'friends' | 'imap', waitMinutes,
         ...(values['tor-socks'] !== undefined ? { torSocks: values['tor-socks'] } : {}),
         ...(values.direct !== undefined ? { direct: values.direct } : {})
-      })
+      }
+      if (values.ui === true) {
+        const port = Number(values['ui-port'] ?? 0)
+        if (!Number.isInteger(port) || port < 0 || port > 65_535) fail('--ui-port must be a port number')
+        return await recoverUiCommand({ ...common, port, ...(values.owner !== undefined ? { owner: values.owner } : {}) })
+      }
+      if (values.owner === undefined) fail('recover needs --owner: your old onion address (it is on your recovery sheet)')
+      const chosen = passphraseFile !== undefined ? await secretFromFile(passphraseFile) : await newPassphrase()
+      if (chosen.length < 8) fail('the passphrase must be at least 8 characters long')
+      return await recoverCommand({ ...common, owner: values.owner, newPassphrase: chosen, json: values.json === true })
     }
     default: {
       const quota = values['quota-mib'] !== undefined ? Number(values['quota-mib']) : undefined

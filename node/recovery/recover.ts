@@ -35,10 +35,11 @@ export interface CustodianAddress {
 export type RecoveryEvent =
   | { kind: 'asked', custodian: string, code: string }
   | { kind: 'unreachable', custodian: string, reason: string }
-  | { kind: 'approved', custodian: string, index: number }
+  | { kind: 'approved', custodian: string, index: number, threshold: number }
   | { kind: 'refused', custodian: string, reason: string }
   | { kind: 'key-rebuilt', from: number[], rejected: Array<{ index: number, reason: string }> }
   | { kind: 'restoring', from: string }
+  | { kind: 'restore-progress', done: number, total: number }
 
 export interface RecoverInit {
   /** A libp2p host with a fresh, throw-away identity, to ask the custodians. */
@@ -115,7 +116,7 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
           return
         }
         shares.set(onion, { share, kit })
-        init.onEvent?.({ kind: 'approved', custodian: onion, index: share.index })
+        init.onEvent?.({ kind: 'approved', custodian: onion, index: share.index, threshold: share.threshold })
       } else if (answer.header.state === 'refused') {
         const reason = typeof answer.header.reason === 'string' ? answer.header.reason : 'refused'
         refused.set(onion, reason)
@@ -206,7 +207,10 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
     let restore: RestoreReport
     try {
       init.onEvent?.({ kind: 'restoring', from: target.description })
-      restore = await restoreFromTarget({ target, masterKey: master, dataDir: init.dataDir, ...(init.vault !== undefined ? { vault: init.vault } : {}), ...(init.logger !== undefined ? { logger: init.logger } : {}) })
+      restore = await restoreFromTarget({
+        target, masterKey: master, dataDir: init.dataDir, onProgress: (done, total) => init.onEvent?.({ kind: 'restore-progress', done, total }),
+        ...(init.vault !== undefined ? { vault: init.vault } : {}), ...(init.logger !== undefined ? { logger: init.logger } : {})
+      })
     } finally {
       await target.close().catch(() => {})
     }

@@ -18,7 +18,8 @@ const NAV: Array<[string, string, string]> = [
   ['settings', '/settings', 'Settings']
 ]
 
-export function layout (page: { title: string, body: Html, csrfToken?: string, nav?: string }): Html {
+/** `menu: false`: a page of its own (the recovery page of a new machine), without the node's menu. */
+export function layout (page: { title: string, body: Html, csrfToken?: string, nav?: string, menu?: boolean }): Html {
   const signedIn = page.csrfToken !== undefined
   return html`<!doctype html>
 <html lang="en">
@@ -34,7 +35,7 @@ export function layout (page: { title: string, body: Html, csrfToken?: string, n
 </head>
 <body${signedIn ? html` hx-headers="${JSON.stringify({ 'X-CSRF-Token': page.csrfToken })}"` : ''}>
 <a class="skip" href="#main">Skip to content</a>
-${signedIn
+${signedIn && page.menu !== false
   ? html`<header class="top">
 <nav aria-label="Main">
 <ul>${NAV.map(([key, href, label]) => html`<li><a href="${href}"${page.nav === key ? html` aria-current="page"` : ''}>${label}</a></li>`)}</ul>
