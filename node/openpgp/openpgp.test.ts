@@ -90,3 +90,21 @@ test('a signed 8-bit body with trailing white space is re-encoded to 7 bit first
   const original = splitEntity(multipartParts(inner.body, contentTypeOf(inner).params.get('boundary')!)[0]!)
   assert.equal(decodeTransfer(original).toString('utf8'), text)
 })
+
+test('a plain 7-bit body is re-encoded only when a line is longer than 998 characters (RFC 5322 2.1.1)', async () => {
+  const alice = await person('alice@example.org')
+  const signedBody = async (text: string): Promise<string> => {
+    const raw = Buffer.from(`From: alice@example.org\r\nTo: bob@example.net\r\nSubject: long\r\n\r\n${text}`, 'latin1')
+    const { signed } = signedParts(splitEntity(await signMessage(raw, { signingKey: alice.priv, protectedExtra: [] })))
+    return signed.toString('latin1')
+  }
+  const fits = `${'y'.repeat(998)}\r\nshort\r\n`
+  const kept = await signedBody(fits)
+  assert.ok(kept.includes(`\r\n\r\n${fits}`), 'lines of 998 stay as they are')
+  assert.doesNotMatch(kept, /quoted-printable/)
+  const tooLong = await signedBody(`short\r\n${'z'.repeat(999)}\r\n`)
+  assert.match(tooLong, /Content-Transfer-Encoding: quoted-printable/)
+  assert.ok(tooLong.split('\r\n').every(line => line.length <= 998))
+  const lastLine = await signedBody(`short\r\n${'z'.repeat(999)}`)
+  assert.match(lastLine, /Content-Transfer-Encoding: quoted-printable/, 'also the last line, without a line end')
+})

@@ -35,14 +35,13 @@ export interface OutgoingCopy {
 export async function signMessage (raw: Buffer, options: ProtectOptions): Promise<Buffer> {
   const message = sevenBit(splitEntity(raw))
   const inner = protectedEntity(message, options.protectedExtra)
-  const armoredSignature = await openpgp.sign({
+  const signature = await openpgp.sign({
     message: await openpgp.createMessage({ binary: inner }),
     signingKeys: options.signingKey,
     detached: true,
-    format: 'armored'
+    format: 'object'
   })
-  const micalg = `pgp-${hashName(await openpgp.readSignature({ armoredSignature }))}`
-  const body = multipartSigned(inner, armoredSignature, micalg)
+  const body = multipartSigned(inner, signature.armor(), `pgp-${hashName(signature)}`)
   const outer = message.fields.filter(f => !isContentField(f.key) && f.key !== 'mime-version').map(f => f.text)
   return joinEntity([...outer, 'MIME-Version: 1.0', `Content-Type: ${body.contentType}`], body.body)
 }
@@ -94,13 +93,28 @@ function sevenBit (message: SplitEntity): SplitEntity {
   const cte = encoding === undefined ? '7bit' : fieldValue(encoding).toLowerCase()
   if (cte === 'base64' || cte === 'quoted-printable') return message
   const body = message.body.toString('latin1')
-  if (!/[\x80-\xff]|[ \t]\r?\n|[ \t]$|[^\r\n]{999}/.test(body)) return message
+  // (A regex for the overlong line, /[^\r\n]{999}/, tried 999 characters from every position:
+  // 0.9 ms for 5 KiB, more than the signature itself.)
+  if (!/[\x80-\xff]|[ \t]\r?\n|[ \t]$/.test(body) && !hasLineLongerThan(body, 998)) return message
   const lines = message.body.toString('binary').split(/\r?\n/)
   const encoded = lines.map(line => wrap(encode(Buffer.from(line, 'binary')), 76)).join('\r\n')
   return {
     fields: [...message.fields.filter(f => f.key !== 'content-transfer-encoding'), { name: 'Content-Transfer-Encoding', key: 'content-transfer-encoding', text: 'Content-Transfer-Encoding: quoted-printable' }],
     body: Buffer.from(encoded, 'latin1')
   }
+}
+
+/** RFC 5322 2.1.1: lines of at most 998 characters, CRLF excluded. */
+function hasLineLongerThan (text: string, max: number): boolean {
+  let start = 0
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 10
+    if (c === 10 || c === 13) {
+      if (i - start > max) return true
+      start = i + 1
+    }
+  }
+  return false
 }
 
 /** RFC 3156 5: micalg names the hash of the signature, e.g. "sha256". */
