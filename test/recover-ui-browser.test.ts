@@ -20,10 +20,10 @@ import { tmpdir } from 'node:os'
 import { get } from 'node:http'
 import { join } from 'node:path'
 import type { Page } from 'playwright-core'
-import { accessibilityProblems, missingBrowserPrerequisites, screenshot, startBrowser, watchRequests, type RequestWatch, type TestBrowser } from './harness/browser.ts'
+import { accessibilityProblems, missingBrowserPrerequisites, screenshot, startBrowser, watchRequests, type RequestWatch, type TestBrowser, signIn } from './harness/browser.ts'
 import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
 import { startTestNode, testSettings, waitFor, type TestNode } from './harness/nodes.ts'
-import { TEST_KDF, TEST_PASSPHRASE } from './harness/vault.ts'
+import { TEST_KDF } from './harness/vault.ts'
 import { vault as openVault } from '../node/vault/index.ts'
 import { FOLDERS } from '../node/store/mail-store.ts'
 
@@ -33,15 +33,6 @@ const NEW_PASSPHRASE = 'alice typed this on the new machine'
 const missing = missingBrowserPrerequisites()
 const skip = missing.length > 0 ? missing.join('; ') : false
 const SCREENSHOTS = 'recover-ui'
-
-async function signIn (page: Page, base: string): Promise<void> {
-  await page.goto(`${base}/unlock`)
-  await page.getByLabel('Passphrase', { exact: true }).fill(TEST_PASSPHRASE)
-  await Promise.all([
-    page.waitForURL(`${base}/mail/Inbox`),
-    page.getByRole('button', { name: 'Unlock' }).click()
-  ])
-}
 
 describe('recovery from the browser of a new machine', { skip, timeout: 600_000 }, () => {
   let network: PrivateTorNetwork

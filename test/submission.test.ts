@@ -125,3 +125,72 @@ describe('submission port', () => {
     smtp.close()
   })
 })
+
+// node.ts wires `prepare` to OpenPGP: the copies are signed on a worker while the Outbox is
+// written. A message whose copies cannot be made is refused with a 4xx, and nothing of it stays
+// behind: not in the Outbox (a restart would queue it, and the client sends it again), not in
+// the queue.
+describe('submission port with copies made while the Outbox is written', () => {
+  let copyDir: string
+  let copyStore: MailStore
+  let copyQueue: OutboundQueue
+  let copyServer: Submission
+  let signing = 0
+
+  before(async () => {
+    copyDir = await mkdtemp(join(tmpdir(), 'smtorp-submission-copies-'))
+    copyStore = (await openTestVault(join(copyDir, 'vault'))).vault
+    const unused = delivery({ onionKey: me, idleConnectionMs: 1000 }, { logger: silentLogger(), socksEndpoint: () => ({ host: '127.0.0.1', port: 9 }) })
+    copyQueue = outboundQueue({ path: join(copyDir, 'queue'), domain: `${me.address}.onion`, retry: { delaysMs: [1000], delayedNoticeAfterAttempts: 1 }, concurrency: 1, hasRelay: false }, { logger: silentLogger(), store: copyStore, delivery: unused, cipher })
+    copyServer = submission({ address, password, port: 0, requireAuth: true, maxMessageBytes: 100_000 }, {
+      logger: silentLogger(),
+      store: copyStore,
+      queue: copyQueue,
+      prepare: async (raw, to) => ({
+        stored: raw,
+        messageId: `m${++signing}@${me.address}.onion`,
+        // Slower than the Outbox write, as a signature on a busy worker may be.
+        copies: new Promise((resolve, reject) => setTimeout(() => {
+          if (raw.includes('Subject: break the signer')) reject(new Error('the signing worker died'))
+          else resolve([{ to, raw: Buffer.concat([Buffer.from('X-Signed: yes\r\n'), raw]) }])
+        }, 150))
+      })
+    })
+    await copyServer.start()
+  })
+  after(async () => {
+    await copyServer.stop()
+    await copyQueue.stop()
+    await copyStore.close()
+    await rm(copyDir, { recursive: true, force: true })
+  })
+
+  async function send (subject: string): Promise<number> {
+    const smtp = await RawSmtp.connect(copyServer.port())
+    await smtp.reply()
+    await smtp.command('EHLO client')
+    await smtp.command(`AUTH PLAIN ${Buffer.from(`\0gina\0${password}`).toString('base64')}`)
+    await smtp.command(`MAIL FROM:<${address}>`)
+    await smtp.command(`RCPT TO:<${friend}>`)
+    await smtp.command('DATA')
+    const answer = await smtp.command(`From: <${address}>\r\nTo: <${friend}>\r\nSubject: ${subject}\r\n\r\nbody\r\n.`)
+    smtp.close()
+    return answer.code
+  }
+
+  it('queues the copy made beside the Outbox write', async () => {
+    assert.equal(await send('a signed one'), 250)
+    const outbox = await copyStore.list('Outbox')
+    assert.equal(outbox.length, 1)
+    assert.doesNotMatch((await copyStore.get(outbox[0]!.id))!.raw.toString(), /X-Signed/, 'the Outbox keeps what the sender wrote')
+    const entries = copyQueue.list()
+    assert.equal(entries.length, 1)
+    assert.equal(entries[0]!.recipients[0]!.copy, 0, 'the recipient is sent the copy')
+  })
+
+  it('refuses with 451 a message whose copy cannot be made, and keeps none of it', async () => {
+    assert.equal(await send('break the signer'), 451)
+    assert.equal((await copyStore.list('Outbox')).length, 1, 'only the earlier message is in the Outbox')
+    assert.equal(copyQueue.list().length, 1)
+  })
+})

@@ -10,12 +10,11 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { BrowserContext, Dialog, Page } from 'playwright-core'
 import {
-  accessibilityProblems, keyboardReach, missingBrowserPrerequisites, screenshot, startBrowser, watchRequests,
+  accessibilityProblems, keyboardReach, missingBrowserPrerequisites, screenshot, signIn, startBrowser, watchRequests,
   type RequestWatch, type TestBrowser
 } from './harness/browser.ts'
 import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
 import { startTestNode, testSettings, type TestNode } from './harness/nodes.ts'
-import { TEST_PASSPHRASE } from './harness/vault.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
 import { newMessageId, rfc5322Date } from '../protocol/message.ts'
 
@@ -88,15 +87,6 @@ function withAttachment (node: TestNode): Buffer {
 }
 
 /** Sign in as a user does: the unlock page, the passphrase field, the Unlock button. */
-async function signIn (page: Page, base: string): Promise<void> {
-  await page.goto(`${base}/unlock`)
-  await page.getByLabel('Passphrase', { exact: true }).fill(TEST_PASSPHRASE)
-  await Promise.all([
-    page.waitForURL(`${base}/mail/Inbox`),
-    page.getByRole('button', { name: 'Unlock' }).click()
-  ])
-}
-
 /** A page that answers a few paths; for the cross-site attacker. */
 async function serve (pages: Record<string, string>): Promise<{ server: Server, origin: string }> {
   const server = createServer((req, res) => {

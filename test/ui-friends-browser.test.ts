@@ -6,23 +6,13 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { Page } from 'playwright-core'
-import { accessibilityProblems, missingBrowserPrerequisites, screenshot, startBrowser, watchRequests, type RequestWatch, type TestBrowser } from './harness/browser.ts'
+import { accessibilityProblems, missingBrowserPrerequisites, screenshot, startBrowser, watchRequests, type RequestWatch, type TestBrowser, signIn } from './harness/browser.ts'
 import { sharedTorNetwork, type PrivateTorNetwork } from './harness/tor-network.ts'
 import { startTestNode, testSettings, type TestNode } from './harness/nodes.ts'
-import { TEST_PASSPHRASE } from './harness/vault.ts'
 
 const missing = missingBrowserPrerequisites()
 const skip = missing.length > 0 ? missing.join('; ') : false
 const SCREENSHOTS = 'ui-friends'
-
-async function signIn (page: Page, base: string): Promise<void> {
-  await page.goto(`${base}/unlock`)
-  await page.getByLabel('Passphrase', { exact: true }).fill(TEST_PASSPHRASE)
-  await Promise.all([
-    page.waitForURL(`${base}/mail/Inbox`),
-    page.getByRole('button', { name: 'Unlock' }).click()
-  ])
-}
 
 describe('the Friends, Backup and Recovery pages in Chromium', { skip, timeout: 180_000 }, () => {
   let network: PrivateTorNetwork

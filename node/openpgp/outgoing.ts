@@ -35,12 +35,14 @@ export interface OutgoingCopy {
 export async function signMessage (raw: Buffer, options: ProtectOptions): Promise<Buffer> {
   const message = sevenBit(splitEntity(raw))
   const inner = protectedEntity(message, options.protectedExtra)
-  const signature = await openpgp.sign({
+  // Detached, as an object: a Signature (openpgp.js's types say Message).
+  const signature: unknown = await openpgp.sign({
     message: await openpgp.createMessage({ binary: inner }),
     signingKeys: options.signingKey,
     detached: true,
     format: 'object'
   })
+  if (!(signature instanceof openpgp.Signature)) throw new Error('openpgp.sign gave no detached signature')
   const body = multipartSigned(inner, signature.armor(), `pgp-${hashName(signature)}`)
   const outer = message.fields.filter(f => !isContentField(f.key) && f.key !== 'mime-version').map(f => f.text)
   return joinEntity([...outer, 'MIME-Version: 1.0', `Content-Type: ${body.contentType}`], body.body)

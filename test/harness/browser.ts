@@ -36,6 +36,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type Browser, type BrowserContext, type CDPSession, type Page, type Request } from 'playwright-core'
+import { TEST_PASSPHRASE } from './vault.ts'
 
 export type { Page } from 'playwright-core'
 
@@ -148,6 +149,16 @@ export async function startBrowser (): Promise<TestBrowser> {
 function fileName (name: string): string {
   const safe = name.replace(/[^A-Za-z0-9._-]+/g, '-').replace(/^[-.]+|-+$/g, '')
   return safe === '' ? 'unnamed' : safe
+}
+
+/** Unlocks a test node's web UI (TEST_PASSPHRASE) in `page`, which lands on the Inbox. */
+export async function signIn (page: Page, base: string): Promise<void> {
+  await page.goto(`${base}/unlock`)
+  await page.getByLabel('Passphrase', { exact: true }).fill(TEST_PASSPHRASE)
+  await Promise.all([
+    page.waitForURL(`${base}/mail/Inbox`),
+    page.getByRole('button', { name: 'Unlock' }).click()
+  ])
 }
 
 /** test/artifacts/<testName>/, created; the root is $SMTORP_ARTIFACTS when set. */
