@@ -125,6 +125,26 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.doesNotMatch(result.stderr, /unexpected error|at .*\.ts:/)
   })
 
+  it('recover --ui refuses a data directory that is not empty, and ends at once on Ctrl-C while it waits', async () => {
+    const used = join(root, 'used')
+    await writeFile(join(root, 'marker'), '')
+    const refused = await smtorp(root, 'recover', '--ui', '--tor-socks', '127.0.0.1:9')
+    assert.equal(refused.code, 1)
+    assert.match(refused.stderr, /is not empty; recovery writes only into a new, empty data directory/)
+
+    const waiting = spawn(process.execPath, ['--import', 'tsx', CLI, 'recover', '--ui', '--data', used, '--tor-socks', '127.0.0.1:9'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    waiting.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    const exited = new Promise<number | null>(resolve => waiting.on('exit', resolve))
+    const url = await waitFor('the page address', () => /http:\/\/127\.0\.0\.1:\d+\/\?key=\S+/.exec(out)?.[0], 30_000)
+    assert.equal((await fetch(url, { redirect: 'manual' })).status, 303, 'the page answers')
+    const asked = Date.now()
+    waiting.kill('SIGINT')
+    assert.equal(await exited, 1, 'nothing was recovered')
+    assert.ok(Date.now() - asked < 5_000, 'it ends at once')
+    await assert.rejects(fetch(url), 'the page is gone')
+  })
+
   it('status without a running node says so', async () => {
     const result = await smtorp(join(root, 'erin'), 'status')
     assert.equal(result.code, 1)

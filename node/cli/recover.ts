@@ -14,7 +14,7 @@ import { friendsBackupKey, friendsBackupTarget, memoryPlacementStore } from '../
 import { imapBackupTarget, type BackupTarget } from '../backup/index.ts'
 import { recover, writeFriendBookFromKit, type RecoverReport, type RecoveryEvent } from '../recovery/recover.ts'
 import type { KitContents } from '../recovery/kit.ts'
-import { torService } from '../tor/index.ts'
+import { torService, type TorService } from '../tor/index.ts'
 import { isOnionAddress } from '../../protocol/onion.ts'
 import { recoverServer } from '../../ui/recover-server.ts'
 import { RecoverInputError, type RecoverProgress, type RecoverRequest, type UiRecovery } from '../../ui/recover-api.ts'
@@ -52,9 +52,10 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
   const problem = requestProblem(o.owner, o.custodians)
   if (problem !== undefined) throw new CliUsageError(problem)
   const direct = parseDirect(o.direct ?? [])
-  const tor = o.torSocks !== undefined ? undefined : await startOwnTor(logger)
-  const env = new RecoveryEnvironment(o.torSocks !== undefined ? parseHostPort(o.torSocks) : tor!.socks, direct)
+  const tor = o.torSocks !== undefined ? undefined : ownTor(logger)
+  let env: RecoveryEnvironment | undefined
   try {
+    env = new RecoveryEnvironment(tor === undefined ? parseHostPort(o.torSocks!) : await tor.socks, direct)
     const say = (e: RecoveryEvent): void => {
       if (o.json) return
       const who = (onion: string): string => `${onion.slice(0, 16)}…`
@@ -73,7 +74,7 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
     else process.stdout.write(summary(report, o.dataDir))
     if (report.restore.damaged.length > 0) process.exitCode = 2
   } finally {
-    await env.close()
+    await env?.close()
     await tor?.stop()
   }
 }
@@ -89,13 +90,8 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
   const direct = parseDirect(o.direct ?? [])
   const progress: RecoverProgress = { phase: 'form', tor: { ready: false }, dataDir: o.dataDir, custodians: [] }
   let env: RecoveryEnvironment | undefined
-  let ownTor: { stop: () => Promise<void> } | undefined
-  const envReady: Promise<RecoveryEnvironment> = (async () => {
-    if (o.torSocks !== undefined) return new RecoveryEnvironment(parseHostPort(o.torSocks), direct)
-    const tor = await startOwnTor(logger)
-    ownTor = tor
-    return new RecoveryEnvironment(tor.socks, direct)
-  })()
+  const tor = o.torSocks !== undefined ? undefined : ownTor(logger)
+  const envReady: Promise<RecoveryEnvironment> = (async () => new RecoveryEnvironment(tor === undefined ? parseHostPort(o.torSocks!) : await tor.socks, direct))()
   envReady.then(e => { env = e; progress.tor.ready = true }, (err: unknown) => { progress.tor.error = (err as Error).message })
 
   let finished: () => void = () => {}
@@ -168,8 +164,8 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
     process.off('SIGTERM', stopOnSignal)
     await server.stop()
     const interrupted = progress.phase === 'asking' || progress.phase === 'restoring'
-    await (env ?? await envReady.catch(() => undefined))?.close()
-    await ownTor?.stop()
+    await env?.close()
+    await tor?.stop()
     if (interrupted) {
       process.stdout.write(`The recovery was stopped before it finished; ${o.dataDir} may hold a partial restore: empty it before trying again.\n`)
       // The custodians' poll loops may still be sleeping; nothing of theirs is worth waiting for.
@@ -288,17 +284,29 @@ function parseHostPort (text: string): { host: string, port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) }
 }
 
-/** A tor of our own in a temporary directory, for as long as the recovery runs. */
-async function startOwnTor (logger: Logger): Promise<{ socks: { host: string, port: number }, stop: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'smtorp-recover-tor-'))
-  const tor = torService({ mode: 'own', dataDir: dir }, { logger })
-  try {
+/**
+ * A tor of our own in a temporary directory, for as long as the recovery runs. `stop` works at
+ * any time, also while tor is still bootstrapping (then `socks` never resolves).
+ */
+function ownTor (logger: Logger): { socks: Promise<{ host: string, port: number }>, stop: () => Promise<void> } {
+  let tor: TorService | undefined
+  let dir: string | undefined
+  let stopped = false
+  const socks = (async () => {
+    dir = await mkdtemp(join(tmpdir(), 'smtorp-recover-tor-'))
+    if (stopped) throw new Error('stopped')
+    tor = torService({ mode: 'own', dataDir: dir }, { logger })
     await tor.start()
     await tor.waitForBootstrap(300_000)
-  } catch (err) {
-    await tor.stop().catch(() => {})
-    await rm(dir, { recursive: true, force: true })
-    throw err
+    return tor.socksEndpoint()
+  })()
+  socks.catch(() => {}) // awaited by the users of it
+  return {
+    socks,
+    stop: async () => {
+      stopped = true
+      await tor?.stop().catch(() => {})
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true })
+    }
   }
-  return { socks: tor.socksEndpoint(), stop: async () => { await tor.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
