@@ -200,10 +200,12 @@ describe('backup of a node into an IMAP account, and restore from that account a
   it('restores from the IMAP account alone: the same onion address, OpenPGP key, records, and every message byte-identical with its flags', async () => {
     await rm(source.dir, { recursive: true, force: true })
     const dir = await freshDir()
-    const report = await restoreFromTarget({ target: target(), passphrase: TEST_PASSPHRASE, dataDir: dir, vault: VAULT_OPTIONS, logger: silentLogger() })
+    const progress: Array<[number, number]> = []
+    const report = await restoreFromTarget({ target: target(), passphrase: TEST_PASSPHRASE, dataDir: dir, vault: VAULT_OPTIONS, logger: silentLogger(), onProgress: (done, total) => progress.push([done, total]) })
     assert.deepEqual(report.damaged, [])
     assert.equal(report.restored, 65)
     assert.equal(report.records, 4)
+    assert.deepEqual(progress, Array.from({ length: 66 }, (_, n) => [n, 65]), 'progress counts every message once, in order')
 
     const identity = await loadIdentity(dir, USER)
     assert.equal(identity.domain, source.onion)
@@ -229,6 +231,10 @@ describe('backup of a node into an IMAP account, and restore from that account a
           assert.ok((await vault.get(meta.id))!.raw.equals(s.raw), `${s.messageId} is byte-identical`)
         }
       }
+      // Messages are added many at a time, yet ids keep the order in which mail was received.
+      const all = (await Promise.all((['Inbox', 'Sent', 'Trash'] as Folder[]).map(async f => await vault.list(f)))).flat().sort((a, b) => a.id.localeCompare(b.id))
+      assert.equal(all.length, 65)
+      assert.deepEqual(all.map(m => m.receivedAt), all.map(m => m.receivedAt).sort((a, b) => a - b), 'ids follow the received order')
       // The restored node names its messages as before: its first backup uploads none again.
       const again = await backupToTarget({ vault, dataDir: dir, target: target() })
       assert.equal(again.uploaded, 0)

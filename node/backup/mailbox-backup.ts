@@ -332,6 +332,10 @@ async function identityOf (dataDir: string): Promise<IdentityBlob> {
 
 // ---- restore ----
 
+/** Messages a restore adds at once (they share the vault's synced commits), and their bytes. */
+const ADDS_IN_FLIGHT = 32
+const ADD_BYTES_IN_FLIGHT = 64 * 1024 * 1024
+
 export interface RestoreInit {
   target: BackupTarget
   /** The passphrase, or the master key rebuilt from recovery shares (node/recovery/). */
@@ -421,9 +425,12 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
         await vault.putRecord(record.kind, record.name, Buffer.from(record.value, 'base64'))
         report.records++
       }
-      // In the order they were received, so new ids keep the old order; fetched up to
-      // `target.parallel` ahead.
+      // In the order they were received, so new ids keep the old order (the vault gives an id
+      // when add is called); fetched up to `target.parallel` ahead, and added up to
+      // ADDS_IN_FLIGHT (and ADD_BYTES_IN_FLIGHT) at a time, so that adds share synced commits.
       const ordered = [...manifest.messages].sort((a, b) => a.receivedAt - b.receivedAt)
+      let handled = 0
+      const handledOne = (): void => { init.onProgress?.(++handled, ordered.length) }
       init.onProgress?.(0, ordered.length)
       const ahead = Math.max(1, target.parallel ?? 1)
       const fetches: Array<Promise<Buffer | undefined>> = []
@@ -433,29 +440,44 @@ export async function restoreFromTarget (init: RestoreInit): Promise<RestoreRepo
         fetches[i] = target.get(m.blob)
         fetches[i]!.catch(() => {}) // awaited in turn below
       }
-      for (const [i, m] of ordered.entries()) {
-        for (let j = i; j < i + ahead; j++) fetch(j)
-        const fetched = fetches[i]!
-        delete fetches[i]
-        let raw: Buffer
-        try {
-          raw = openFetched(key, 'message', m.blob, await fetched)
-        } catch (err) {
-          if (err instanceof BackupTargetError && err.transient) throw err
-          const reason = (err as Error).message
-          report.damaged.push({ blob: m.blob, folder: m.folder, ...(m.messageId !== undefined ? { messageId: m.messageId } : {}), reason })
-          init.logger?.warn({ blob: m.blob, folder: m.folder, reason }, 'A message of the backup could not be restored; the others are.')
-          init.onProgress?.(i + 1, ordered.length)
-          continue
+      const adding = new Set<Promise<void>>()
+      let addingBytes = 0
+      let addFailure: { error: unknown } | undefined
+      try {
+        for (const [i, m] of ordered.entries()) {
+          for (let j = i; j < i + ahead; j++) fetch(j)
+          const fetched = fetches[i]!
+          delete fetches[i]
+          let raw: Buffer
+          try {
+            raw = openFetched(key, 'message', m.blob, await fetched)
+          } catch (err) {
+            if (err instanceof BackupTargetError && err.transient) throw err
+            const reason = (err as Error).message
+            report.damaged.push({ blob: m.blob, folder: m.folder, ...(m.messageId !== undefined ? { messageId: m.messageId } : {}), reason })
+            init.logger?.warn({ blob: m.blob, folder: m.folder, reason }, 'A message of the backup could not be restored; the others are.')
+            handledOne()
+            continue
+          }
+          const size = raw.byteLength
+          const one: Promise<void> = vault.add({
+            folder: m.folder, raw, from: m.from, to: m.to, flags: m.flags, receivedAt: m.receivedAt,
+            ...(m.messageId !== undefined ? { messageId: m.messageId } : {})
+          }).then(added => {
+            if (added.duplicate) report.duplicates++
+            else report.restored++
+            handledOne()
+          }, (error: unknown) => { addFailure ??= { error } }).finally(() => { adding.delete(one); addingBytes -= size })
+          adding.add(one)
+          addingBytes += size
+          while (adding.size >= ADDS_IN_FLIGHT || addingBytes >= ADD_BYTES_IN_FLIGHT) await Promise.race(adding)
+          if (addFailure !== undefined) throw addFailure.error
         }
-        const added = await vault.add({
-          folder: m.folder, raw, from: m.from, to: m.to, flags: m.flags, receivedAt: m.receivedAt,
-          ...(m.messageId !== undefined ? { messageId: m.messageId } : {})
-        })
-        if (added.duplicate) report.duplicates++
-        else report.restored++
-        init.onProgress?.(i + 1, ordered.length)
+      } finally {
+        // Nothing is left writing when the vault closes, whatever happened.
+        await Promise.all(adding)
       }
+      if (addFailure !== undefined) throw addFailure.error
     } finally {
       await vault.close()
     }
