@@ -108,7 +108,7 @@ export async function measureNodeIngest (init: NodeIngestInit): Promise<NodeInge
     port: 0,
     requireAuth: false,
     maxMessageBytes: 25 * 1024 * 1024
-  }, { logger, store, queue, ...(init.openpgp ? { prepare: async (raw, to) => await pgp.beginOutgoing(raw, to, 'auto') } : {}) })
+  }, { logger, store, queue, ...(init.openpgp ? { prepare: async (raw, to) => await pgp.prepareOutgoing(raw, to, 'auto') } : {}) })
   try {
     if (init.queueRunning) await queue.start()
     await submit.start()

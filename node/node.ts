@@ -195,7 +195,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
     store,
     queue,
     credentials,
-    prepare: async (raw, to) => await openpgp.beginOutgoing(raw, to, 'auto'),
+    prepare: async (raw, to) => await openpgp.prepareOutgoing(raw, to, 'auto'),
     // Once the queue runs (from the first unlock), mail is taken even while locked: the vault
     // seals it to the arrival key, and the queue its own copy under the queue key.
     refuseBecause: () => queueStarted ? undefined : 'The node is locked: unlock it ("smtorp unlock"), then send again'

@@ -126,11 +126,10 @@ describe('submission port', () => {
   })
 })
 
-// node.ts wires `prepare` to OpenPGP: the copies are signed on a worker while the Outbox is
-// written. A message whose copies cannot be made is refused with a 4xx, and nothing of it stays
-// behind: not in the Outbox (a restart would queue it, and the client sends it again), not in
-// the queue.
-describe('submission port with copies made while the Outbox is written', () => {
+// node.ts wires `prepare` to OpenPGP (sign, or encrypt, on a worker). A message whose copies
+// cannot be made is refused with a 4xx, and nothing of it is kept: not in the Outbox (a restart
+// would queue it, and the client sends it again), not in the queue.
+describe('submission port with copies made by prepare', () => {
   let copyDir: string
   let copyStore: MailStore
   let copyQueue: OutboundQueue
@@ -146,15 +145,10 @@ describe('submission port with copies made while the Outbox is written', () => {
       logger: silentLogger(),
       store: copyStore,
       queue: copyQueue,
-      prepare: async (raw, to) => ({
-        stored: raw,
-        messageId: `m${++signing}@${me.address}.onion`,
-        // Slower than the Outbox write, as a signature on a busy worker may be.
-        copies: new Promise((resolve, reject) => setTimeout(() => {
-          if (raw.includes('Subject: break the signer')) reject(new Error('the signing worker died'))
-          else resolve([{ to, raw: Buffer.concat([Buffer.from('X-Signed: yes\r\n'), raw]) }])
-        }, 150))
-      })
+      prepare: async (raw, to) => {
+        if (raw.includes('Subject: break the signer')) throw new Error('the signing worker died')
+        return { stored: raw, messageId: `m${++signing}@${me.address}.onion`, copies: [{ to, raw: Buffer.concat([Buffer.from('X-Signed: yes\r\n'), raw]) }] }
+      }
     })
     await copyServer.start()
   })
@@ -178,7 +172,7 @@ describe('submission port with copies made while the Outbox is written', () => {
     return answer.code
   }
 
-  it('queues the copy made beside the Outbox write', async () => {
+  it('keeps what the sender wrote in the Outbox and queues the copy for the recipient', async () => {
     assert.equal(await send('a signed one'), 250)
     const outbox = await copyStore.list('Outbox')
     assert.equal(outbox.length, 1)

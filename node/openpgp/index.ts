@@ -135,11 +135,6 @@ export interface PreparedMessage {
   signed: boolean
 }
 
-/** A message whose copies are still being signed or encrypted (on a worker), while `stored` can be written. */
-export interface PreparingMessage extends Omit<PreparedMessage, 'copies'> {
-  copies: Promise<OutgoingCopy[] | undefined>
-}
-
 export interface PeerSummary {
   address: string
   lastSeen?: number
@@ -177,12 +172,6 @@ export interface OpenPgp {
   wouldEncrypt (addresses: string[], options?: { replyToEncrypted?: boolean }): boolean
   /** Sanitize, add Autocrypt, sign or encrypt a message (From must be the owner) for its envelope recipients. */
   prepareOutgoing (raw: Buffer, recipients: string[], choice: EncryptionChoice, options?: { replyToEncrypted?: boolean }): Promise<PreparedMessage>
-  /**
-   * The same, returning once what the sender keeps is known and the choice is made (a refusal
-   * to send unencrypted throws here), with the copies still being made: the submission port
-   * writes the Outbox meanwhile.
-   */
-  beginOutgoing (raw: Buffer, recipients: string[], choice: EncryptionChoice, options?: { replyToEncrypted?: boolean }): Promise<PreparingMessage>
   /** Read a stored message for display: decrypted, verified. */
   readMessage (raw: Buffer): Promise<IncomingRead>
   /** The onion mailbox learned for an ordinary address (sync, for the queue). */
@@ -500,12 +489,6 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
   }
 
   async function prepareOutgoing (raw: Buffer, recipients: string[], choice: EncryptionChoice, options: { replyToEncrypted?: boolean } = {}): Promise<PreparedMessage> {
-    const { copies, ...prepared } = await beginOutgoing(raw, recipients, choice, options)
-    const made = await copies
-    return { ...prepared, ...(made !== undefined ? { copies: made } : {}) }
-  }
-
-  async function beginOutgoing (raw: Buffer, recipients: string[], choice: EncryptionChoice, options: { replyToEncrypted?: boolean } = {}): Promise<PreparingMessage> {
     if (loaded === undefined) await loading // the first unlock may still be loading the key
     const own = mustBeLoaded()
     const entity = splitEntity(raw)
@@ -514,7 +497,7 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const domain = fromAddress.slice(fromAddress.lastIndexOf('@') + 1)
     const sanitized = sanitizeOutgoing(raw, domain, new Date())
     // A message the mail client already signed or encrypted goes as it is (sanitized outside).
-    if (pgpMimeKind(splitEntity(sanitized.raw)) !== 'none') return { stored: sanitized.raw, messageId: sanitized.messageId, copies: Promise.resolve(undefined), encrypted: false, signed: false }
+    if (pgpMimeKind(splitEntity(sanitized.raw)) !== 'none') return { stored: sanitized.raw, messageId: sanitized.messageId, encrypted: false, signed: false }
     // Once only: a message prepared again (after a crash, queue/index.ts) has its header already.
     const hasAutocrypt = splitEntity(sanitized.raw).fields.some(f => f.key === 'autocrypt')
     const stored = hasAutocrypt ? sanitized.raw : prependHeaders(sanitized.raw, [`Autocrypt: ${formatAutocryptHeader({ addr: fromAddress, preferEncrypt, keydata: own.autocryptKeydata })}`])
@@ -523,9 +506,8 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const protectedExtra = announcesRoute(fromAddress) ? [`${ROUTE_FIELD}: ${onion}`] : []
     const encrypt = choice === 'encrypt' || (choice === 'auto' && wouldEncrypt(to, options))
     if (!encrypt) {
-      const copies = pool.sign(stored, protectedExtra).then(signed => [{ to, raw: signed }])
-      copies.catch(() => {}) // the caller awaits it, perhaps after other work
-      return { stored, messageId: sanitized.messageId, copies, encrypted: false, signed: true }
+      const signed = await pool.sign(stored, protectedExtra)
+      return { stored, messageId: sanitized.messageId, copies: [{ to, raw: signed }], encrypted: false, signed: true }
     }
     const keys = new Map<string, { armored: string, key: openpgp.PublicKey }>()
     const missing: string[] = []
@@ -537,14 +519,11 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     const recipient = (a: string): { address: string, armoredKey: string } => ({ address: a, armoredKey: (keys.get(a) as { armored: string }).armored })
     const visible = to.filter(a => visibleAddresses.has(a))
     const blind = to.filter(a => !visibleAddresses.has(a))
-    const copies = (async () => {
-      // Autocrypt Level 1 2.7: gossip each visible recipient's key to the others.
-      const gossip = visible.length > 1
-        ? await Promise.all(visible.map(async a => formatAutocryptGossipHeader({ addr: a, keydata: Buffer.from(await minimalPublicKey((keys.get(a) as { key: openpgp.PublicKey }).key, a)) })))
-        : []
-      return await pool.encrypt(stored, { protectedExtra, ownKey: own.armoredPublicKey, visible: visible.map(recipient), blind: blind.map(recipient), gossip })
-    })()
-    copies.catch(() => {}) // the caller awaits it, perhaps after other work
+    // Autocrypt Level 1 2.7: gossip each visible recipient's key to the others.
+    const gossip = visible.length > 1
+      ? await Promise.all(visible.map(async a => formatAutocryptGossipHeader({ addr: a, keydata: Buffer.from(await minimalPublicKey((keys.get(a) as { key: openpgp.PublicKey }).key, a)) })))
+      : []
+    const copies = await pool.encrypt(stored, { protectedExtra, ownKey: own.armoredPublicKey, visible: visible.map(recipient), blind: blind.map(recipient), gossip })
     return { stored, messageId: sanitized.messageId, copies, encrypted: true, signed: true }
   }
 
@@ -703,7 +682,6 @@ export function openPgpService (init: OpenPgpInit, components: OpenPgpComponents
     recipientSecurity,
     wouldEncrypt,
     prepareOutgoing,
-    beginOutgoing,
     readMessage: read,
     routeOf (a) {
       try {

@@ -53,11 +53,8 @@ export interface PreparedSubmission {
   /** What the owner keeps in the Outbox and then Sent. */
   stored: Buffer
   messageId: string
-  /**
-   * What each recipient gets, when it differs from `stored` (undefined): still being made (a
-   * signature on a worker) while the Outbox is written.
-   */
-  copies: Promise<Array<{ to: string[], raw: Buffer }> | undefined>
+  /** What each recipient gets, when it differs from `stored`. */
+  copies?: Array<{ to: string[], raw: Buffer }>
 }
 
 export interface Submission {
@@ -165,22 +162,10 @@ export function submission (init: SubmissionInit, components: SubmissionComponen
   server.on('error', err => { log.warn({ err: err.message }, 'submission server error') })
 
   async function accept (submitted: Buffer, to: string[], submittedId: string): Promise<string> {
-    const prepared = components.prepare !== undefined ? await components.prepare(submitted, to) : { stored: submitted, messageId: submittedId, copies: Promise.resolve(undefined) }
+    const prepared = components.prepare !== undefined ? await components.prepare(submitted, to) : { stored: submitted, messageId: submittedId }
     const { stored: raw, messageId } = prepared
-    // The Outbox is written while the copies are signed, and the queue entry once both are done.
-    const storing = components.store.add({ folder: 'Outbox', raw, from: owner, to, messageId, flags: ['\\Seen'] })
-    let copies: Array<{ to: string[], raw: Buffer }> | undefined
-    try {
-      copies = await prepared.copies
-    } catch (err) {
-      // The client is told the message was not taken: it must not stay in the Outbox either
-      // (a restart would queue it, and the client sends it again).
-      const written = await storing.catch(() => undefined)
-      if (written !== undefined) await components.store.remove(written.meta.id)
-      throw err
-    }
-    const stored = await storing
-    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId, raw, ...(copies !== undefined ? { copies } : {}) })
+    const stored = await components.store.add({ folder: 'Outbox', raw, from: owner, to, messageId, flags: ['\\Seen'] })
+    const entry = await components.queue.enqueue({ storeId: stored.meta.id, from: owner, to, messageId, raw, ...(prepared.copies !== undefined ? { copies: prepared.copies } : {}) })
     log.info({ queue: entry.id, recipients: to.length, size: raw.length }, 'accepted a message for delivery')
     return entry.id
   }
