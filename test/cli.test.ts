@@ -3,7 +3,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, execFile, type ChildProcess } from 'node:child_process'
 import { promisify } from 'node:util'
-import { mkdtemp, rm, stat, readFile, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as openpgp from 'openpgp'
@@ -125,24 +125,40 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.doesNotMatch(result.stderr, /unexpected error|at .*\.ts:/)
   })
 
-  it('recover --ui refuses a data directory that is not empty, and ends at once on Ctrl-C while it waits', async () => {
+  it('recover --ui refuses a data directory that is not empty, and ends at once on Ctrl-C while its tor is still starting', async () => {
     const used = join(root, 'used')
     await writeFile(join(root, 'marker'), '')
     const refused = await smtorp(root, 'recover', '--ui', '--tor-socks', '127.0.0.1:9')
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /is not empty; recovery writes only into a new, empty data directory/)
+    assert.match((await smtorp(used, 'recover', '--ui', '--json')).stderr, /leave out --json and --passphrase-file/)
 
-    const waiting = spawn(process.execPath, ['--import', 'tsx', CLI, 'recover', '--ui', '--data', used, '--tor-socks', '127.0.0.1:9'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    waiting.stdout.on('data', (d: Buffer) => { out += d.toString() })
-    const exited = new Promise<number | null>(resolve => waiting.on('exit', resolve))
-    const url = await waitFor('the page address', () => /http:\/\/127\.0\.0\.1:\d+\/\?key=\S+/.exec(out)?.[0], 30_000)
-    assert.equal((await fetch(url, { redirect: 'manual' })).status, 303, 'the page answers')
-    const asked = Date.now()
-    waiting.kill('SIGINT')
-    assert.equal(await exited, 1, 'nothing was recovered')
-    assert.ok(Date.now() - asked < 5_000, 'it ends at once')
-    await assert.rejects(fetch(url), 'the page is gone')
+    // A tor that never gets going (it never writes its control port), first on PATH; the
+    // command's temporary files go to a directory of the test's own.
+    const fake = await mkdtemp(join(tmpdir(), 'smtorp-fake-tor-'))
+    const temp = await mkdtemp(join(tmpdir(), 'smtorp-recover-tmp-'))
+    try {
+      await writeFile(join(fake, 'tor'), `#!/bin/sh\necho $$ > '${join(fake, 'pid')}'\nexec sleep 300\n`, { mode: 0o755 })
+      const waiting = spawn(process.execPath, ['--import', 'tsx', CLI, 'recover', '--ui', '--data', used],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PATH: `${fake}:${process.env.PATH ?? ''}`, TMPDIR: temp } })
+      let out = ''
+      waiting.stdout.on('data', (d: Buffer) => { out += d.toString() })
+      waiting.stderr.on('data', (d: Buffer) => { out += d.toString() })
+      const exited = new Promise<number | null>(resolve => waiting.on('exit', resolve))
+      const url = await waitFor('the page address', () => /http:\/\/127\.0\.0\.1:\d+\/\?key=\S+/.exec(out)?.[0], 30_000)
+      const torPid = Number(await waitFor('the fake tor to start', async () => (await readFile(join(fake, 'pid'), 'utf8').catch(() => '')).trim(), 30_000))
+      assert.equal((await fetch(url, { redirect: 'manual' })).status, 303, 'the page answers')
+      const asked = Date.now()
+      waiting.kill('SIGINT')
+      assert.equal(await exited, 1, `nothing was recovered: ${out}`)
+      assert.ok(Date.now() - asked < 5_000, 'it ends at once, without waiting for tor')
+      await assert.rejects(fetch(url), 'the page is gone')
+      assert.throws(() => process.kill(torPid, 0), /ESRCH/, 'its tor is stopped')
+      assert.deepEqual(await readdir(temp), [], 'its temporary files are removed')
+    } finally {
+      await rm(fake, { recursive: true, force: true })
+      await rm(temp, { recursive: true, force: true })
+    }
   })
 
   it('status without a running node says so', async () => {

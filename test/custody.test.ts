@@ -297,6 +297,38 @@ describe('friends and recovery shares held by friends', { timeout: 180_000 }, ()
     }
   })
 
+  it('a custodian whose share is numbered like another\'s does not stop the recovery: it is left out and named', async () => {
+    // Carol's node now releases a forged share carrying bob's number (before, the two shares
+    // numbered 1 made every recovery fail, whoever else approved).
+    const record = await carol.vault.getRecord(CUSTODY_KIND, alice.onion)
+    const held = JSON.parse(record!.toString('utf8'))
+    const bobs = parseShare(JSON.parse((await bob.vault.getRecord(CUSTODY_KIND, alice.onion))!.toString('utf8')).share)
+    const share = parseShare(held.share)
+    share.share[5]! ^= 0x11
+    await carol.vault.putRecord(CUSTODY_KIND, alice.onion, Buffer.from(JSON.stringify({ ...held, share: formatShare({ ...share, index: bobs.index }) })))
+    const asker = await createP2PHost({ onionSeed: randomBytes(32), listen: { host: '127.0.0.1', port: 0 }, direct: true })
+    try {
+      const all = [bob, carol, dave]
+      const approveAll = (async () => {
+        const ids = await pendingRequests(all)
+        // carol's and bob's first: the two conflict, and the new machine waits for dave's.
+        for (const i of [1, 0, 2]) await all[i]!.custody.approve(ids[i]!)
+      })()
+      const events: RecoveryEvent[] = []
+      const report = await recover({
+        askingHost: asker, owner: alice.onion, custodians: all.map(c => ({ onion: c.onion, dial: multiaddr(c.dial) })), dataDir: await newDataDir(cleanup),
+        newPassphrase: 'another passphrase', openTarget: async () => backup(), waitMs: 30_000, pollMs: 200, vault: VAULT_OPTIONS, onEvent: (e) => events.push(e)
+      })
+      await approveAll
+      assert.equal(report.onion, alice.onion)
+      const rebuilt = events.find(e => e.kind === 'key-rebuilt') as Extract<RecoveryEvent, { kind: 'key-rebuilt' }>
+      assert.deepEqual(rebuilt.rejected.map(r => [r.custodian, r.index, r.certain]), [[carol.onion, bobs.index, true]])
+    } finally {
+      await asker.stop()
+      await carol.vault.putRecord(CUSTODY_KIND, alice.onion, record!)
+    }
+  })
+
   it('the verification code is the same on both screens and changes with the key', () => {
     const key = randomBytes(32)
     assert.match(releaseCode(key), /^\d{4}-\d{4}$/)

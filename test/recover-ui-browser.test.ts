@@ -101,7 +101,7 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     accessUrl = await waitFor('the page address on stdout', () => /http:\/\/127\.0\.0\.1:\d+\/\?key=[\w-]{43}/.exec(childOut)?.[0], 60_000)
     const origin = new URL(accessUrl).origin
 
-    for (const url of [`${origin}/`, `${origin}/?key=${'A'.repeat(43)}`, `${origin}/live/progress`]) {
+    for (const url of [`${origin}/`, `${origin}/?key=${'A'.repeat(43)}`, `${origin}/s/`, `${origin}/live/progress`]) {
       const answer = await fetch(url, { redirect: 'manual' })
       assert.equal(answer.status, 401, url)
       assert.match(await answer.text(), /printed in its terminal/)
@@ -114,18 +114,25 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     })
     assert.equal(rebinding, 421, 'another host name is refused (DNS rebinding)')
 
-    // With the key's cookie, a post still needs the page's CSRF token and its own Origin.
+    // The key becomes a cookie sent only under the page's own random path: a cookie of
+    // 127.0.0.1 goes to every port of it, and another local user's page must not get it.
     const opened = await fetch(accessUrl, { redirect: 'manual' })
     assert.equal(opened.status, 303)
-    const cookie = opened.headers.get('set-cookie')!.split(';')[0]!
-    assert.match(opened.headers.get('set-cookie')!, /HttpOnly; SameSite=Strict/)
+    const base = opened.headers.get('location')!
+    assert.match(base, /^\/s\/[\w-]{22}\/$/)
+    const setCookie = opened.headers.get('set-cookie')!
+    assert.match(setCookie, new RegExp(`; Path=${base}; HttpOnly; SameSite=Strict$`))
+    const cookie = setCookie.split(';')[0]!
+    assert.equal((await fetch(`${origin}/s/other/`, { headers: { cookie } })).status, 401, 'the cookie opens only the page\'s path')
+    assert.equal((await fetch(accessUrl, { redirect: 'manual', headers: { cookie } })).status, 303, 'the key is always sent away from the address bar')
+    // With the cookie, a post still needs the page's CSRF token and its own Origin.
     const form = { 'content-type': 'application/x-www-form-urlencoded', cookie }
     const body = `owner=${aliceOnion}&custodians=${bob.identity.onionKey.address}&passphrase=aaaaaaaa&passphrase2=aaaaaaaa`
-    assert.equal((await fetch(`${origin}/start`, { method: 'POST', redirect: 'manual', headers: form, body })).status, 403, 'no CSRF token')
-    const page = await (await fetch(`${origin}/`, { headers: { cookie } })).text()
+    assert.equal((await fetch(`${origin}${base}start`, { method: 'POST', redirect: 'manual', headers: form, body })).status, 403, 'no CSRF token')
+    const page = await (await fetch(`${origin}${base}`, { headers: { cookie } })).text()
     const csrf = /name="_csrf" value="([^"]+)"/.exec(page)![1]!
-    assert.equal((await fetch(`${origin}/start`, { method: 'POST', redirect: 'manual', headers: { ...form, origin: 'http://evil.example' }, body: `${body}&_csrf=${csrf}` })).status, 403, 'another origin')
-    assert.match(await (await fetch(`${origin}/live/progress`, { headers: { cookie } })).text(), /Ask my custodians/, 'nothing was started')
+    assert.equal((await fetch(`${origin}${base}start`, { method: 'POST', redirect: 'manual', headers: { ...form, origin: 'http://evil.example' }, body: `${body}&_csrf=${csrf}` })).status, 403, 'another origin')
+    assert.match(await (await fetch(`${origin}${base}live/progress`, { headers: { cookie } })).text(), /Ask my custodians/, 'nothing was started')
   })
 
   it('the key becomes a cookie and leaves the address bar; a wrong form is refused in words and comes back filled in', async () => {
@@ -134,7 +141,8 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     watch = await watchRequests(page, origin, { blockOutside: true })
     page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()) })
     await page.goto(accessUrl)
-    assert.equal(page.url(), `${origin}/`, 'the key is gone from the address')
+    assert.match(page.url(), new RegExp(`^${origin}/s/[\\w-]{22}/$`), 'the key is gone from the address')
+    await page.getByText('Tor is ready.').waitFor({ timeout: 10_000 })
     await page.getByLabel('Your old onion address').fill(aliceOnion)
     await page.getByLabel('Your custodians\' onion addresses, one per line').fill([bob, carol, dave].map(n => `${n.identity.onionKey.address}.onion`).join('\n'))
     await page.getByLabel('your friends\' nodes').check()

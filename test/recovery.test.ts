@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { checkValue, encodeShare, formatShare, parseShare, type RecoveryShare } from '../protocol/recovery-share.ts'
 import { combineShares, ForgedShareError, InconsistentSharesError, NotEnoughSharesError, RecoveryError, splitMasterKey } from '../node/recovery/index.ts'
 import { splitSecret } from '../node/recovery/shares.ts'
+import { combineReleased } from '../node/recovery/recover.ts'
 import { UnlockThrottledError, VaultLockedError, WrongSecretError, type Vault } from '../node/vault/index.ts'
 import { openTestVault, TEST_PASSPHRASE } from './harness/vault.ts'
 import { readSpecVectors } from './harness/spec-vectors.ts'
@@ -194,6 +195,75 @@ describe('recovery shares: combining rules', () => {
   })
   it('the check value every share carries is that of the secret under the set id', () => {
     for (const s of set) assert.deepEqual(s.check, checkValue(secret, set[0]!.setId))
+  })
+})
+
+// What custodians released, as `smtorp recover` combines it (spec/recovery.md 13): one custodian
+// whose share conflicts with another's (an impostor numbered like an honest share, an x
+// coordinate taken from another, a share of an old split) no longer stops a recovery that has
+// enough honest shares; it is left out and named.
+describe('recovery shares: what custodians released', () => {
+  const secret = randomBytes(32)
+  let set: RecoveryShare[]
+  before(async () => { set = await splitMasterKey(secret, { threshold: 2, count: 4 }) })
+  const from = (custodian: string, share: RecoveryShare): { custodian: string, share: RecoveryShare } => ({ custodian, share })
+
+  it('without conflicts it is combineShares, with each share\'s custodian', async () => {
+    const r = await combineReleased([from('bob', set[0]!), from('carol', set[1]!), from('dave', set[2]!)])
+    assert.deepEqual(r.secret, secret)
+    assert.deepEqual(r.fitting, [1, 2, 3])
+    assert.deepEqual(r.rejected, [])
+    assert.equal(r.fittingCustodian, 'bob')
+  })
+
+  it('an impostor numbered like an honest share is left out and named, whatever the order', async () => {
+    const impostor = tampered(parseShare(formatShare({ ...set[1]!, index: 1 }))) // carol's share, bob's number, values changed
+    for (const order of [[0, 1, 2], [1, 0, 2], [2, 1, 0]]) {
+      const given = [from('bob', set[0]!), from('carol', impostor), from('dave', set[2]!)]
+      const r = await combineReleased(order.map(i => given[i]!))
+      assert.deepEqual(r.secret, secret, order.join())
+      assert.deepEqual(r.fitting, [1, 3])
+      assert.deepEqual(r.rejected.map(x => [x.custodian, x.index, x.certain]), [['carol', 1, true]])
+      assert.match(r.rejected[0]!.reason, /same number or x coordinate/)
+    }
+    await assert.rejects(combineShares([set[0]!, impostor, set[2]!]), InconsistentSharesError, 'combineShares alone refuses them')
+  })
+
+  it('a true share under a wrong number is not called forged: the key is rebuilt and nobody is named', async () => {
+    const renumbered = parseShare(formatShare({ ...set[1]!, index: 1 })) // carol's true point, bob's number
+    for (const order of [[0, 1, 2], [1, 0, 2]]) {
+      const given = [from('bob', set[0]!), from('carol', renumbered), from('dave', set[2]!)]
+      const r = await combineReleased(order.map(i => given[i]!))
+      assert.deepEqual(r.secret, secret)
+      assert.deepEqual(r.rejected, [], order.join())
+    }
+  })
+
+  it('a share that takes another\'s x coordinate is left out and named', async () => {
+    const stolenX = parseShare(formatShare({ ...set[3]!, share: Buffer.concat([set[3]!.share.subarray(0, 32), set[0]!.share.subarray(32)]) }))
+    const r = await combineReleased([from('bob', set[0]!), from('eve', stolenX), from('dave', set[2]!)])
+    assert.deepEqual(r.secret, secret)
+    assert.deepEqual(r.rejected.map(x => x.custodian), ['eve'])
+  })
+
+  it('a share of an old split is left out and named', async () => {
+    const old = await splitMasterKey(secret, { threshold: 2, count: 4 })
+    const r = await combineReleased([from('bob', set[0]!), from('mallory', old[1]!), from('dave', set[2]!)])
+    assert.deepEqual(r.secret, secret)
+    assert.deepEqual(r.rejected.map(x => [x.custodian, x.certain]), [['mallory', false]])
+    assert.match(r.rejected[0]!.reason, /another split/)
+  })
+
+  it('an identical copy from two custodians is no conflict', async () => {
+    const r = await combineReleased([from('bob', set[0]!), from('carol', viaText(set[0]!)), from('dave', set[2]!)])
+    assert.deepEqual(r.secret, secret)
+    assert.deepEqual(r.rejected, [])
+  })
+
+  it('with exactly t shares that conflict nothing is rebuilt, and the error names who gave what', async () => {
+    const impostor = parseShare(formatShare({ ...set[1]!, index: 1 }))
+    await assert.rejects(combineReleased([from('bobbbbbbbbb', set[0]!), from('carolllllll', impostor)]), (err: unknown) =>
+      err instanceof ForgedShareError && /bobbbbbb… gave share 1, carollll… gave share 1/.test(err.message))
   })
 })
 

@@ -86,7 +86,6 @@ function withAttachment (node: TestNode): Buffer {
   ].join('\r\n'))
 }
 
-/** Sign in as a user does: the unlock page, the passphrase field, the Unlock button. */
 /** A page that answers a few paths; for the cross-site attacker. */
 async function serve (pages: Record<string, string>): Promise<{ server: Server, origin: string }> {
   const server = createServer((req, res) => {

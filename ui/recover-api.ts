@@ -11,7 +11,8 @@ export interface RecoverRequest {
   newPassphrase: string
 }
 
-export type CustodianPhase = 'asking' | 'waiting' | 'unreachable' | 'approved' | 'refused'
+/** rejected: it approved, but its share is forged, damaged or of another split, and was left out. */
+export type CustodianPhase = 'asking' | 'waiting' | 'unreachable' | 'approved' | 'refused' | 'rejected'
 
 export interface CustodianProgress {
   onion: string

@@ -1,10 +1,11 @@
 // The recovery page of a new machine (`smtorp recover --ui`): a one-page server on loopback,
 // with the protections of every smtorp page (page-guards.ts). There is no vault yet, so no
 // passphrase can sign anyone in: access is a capability instead. The command prints
-// http://127.0.0.1:<port>/?key=<256-bit key>; opening it once turns the key into an HttpOnly,
-// SameSite=Strict cookie and sends the browser on to "/", so the key leaves the address bar.
-// Another user of the machine who finds the port gets nothing without the key. Every POST
-// carries a CSRF token as well.
+// http://127.0.0.1:<port>/?key=<256-bit key>; opening it turns the key into an HttpOnly,
+// SameSite=Strict cookie and sends the browser on to the page, so the key leaves the address
+// bar. The page lives under a second random path, /s/<path key>/, and the cookie is sent only
+// there: browsers send a cookie of 127.0.0.1 to every port of it, and a page of another local
+// user on another port must not receive it. Every POST carries a CSRF token as well.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
 import { randomBytes } from 'node:crypto'
@@ -12,7 +13,7 @@ import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { cookieValue, sameToken } from './sessions.ts'
 import { errorPage, layout } from './views/layout.ts'
-import { finishedPage, recoverPage, recoverSection, type RecoverFormValues } from './views/recover.ts'
+import { finishedPage, recoverPage, recoverSection, torStatus, type RecoverFormValues } from './views/recover.ts'
 import { loopbackHostsOf, pathOf, registerPageGuards, STATIC_PATHS } from './page-guards.ts'
 import { RecoverInputError, type UiRecovery } from './recover-api.ts'
 import type { Html } from './html.ts'
@@ -32,6 +33,7 @@ export function recoverServer (init: { port: number }, components: { recovery: U
   const log = components.logger.child({ component: 'recover-ui' })
   const accessKey = randomBytes(32).toString('base64url')
   const csrfToken = randomBytes(32).toString('base64url')
+  const base = `/s/${randomBytes(16).toString('base64url')}/`
   let app: FastifyInstance | undefined
   let origin = ''
   let hosts: Set<string> | undefined
@@ -49,11 +51,11 @@ export function recoverServer (init: { port: number }, components: { recovery: U
     fastify.addHook('onRequest', async (request, reply) => {
       const path = pathOf(request)
       if (OPEN_PATHS.has(path)) return
-      if (sameToken(cookieValue(request.headers.cookie, ACCESS_COOKIE), accessKey)) return
       const given = (request.query as Record<string, unknown> | undefined)?.key
       if (request.method === 'GET' && path === '/' && sameToken(typeof given === 'string' ? given : undefined, accessKey)) {
-        return await reply.header('Set-Cookie', `${ACCESS_COOKIE}=${accessKey}; Path=/; HttpOnly; SameSite=Strict`).redirect('/', 303)
+        return await reply.header('Set-Cookie', `${ACCESS_COOKIE}=${accessKey}; Path=${base}; HttpOnly; SameSite=Strict`).redirect(base, 303)
       }
+      if (path.startsWith(base) && sameToken(cookieValue(request.headers.cookie, ACCESS_COOKIE), accessKey)) return
       return await reply.code(401).type('text/html; charset=utf-8')
         .send(errorPage('Open the address from the terminal', 'This page opens only at the address that "smtorp recover --ui" printed in its terminal, which carries a key.').value)
     })
@@ -66,14 +68,16 @@ export function recoverServer (init: { port: number }, components: { recovery: U
         return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.').value)
       }
     })
-    fastify.setErrorHandler(async (err: Error, _request, reply) => {
-      log.error({ err: err.message, name: err.name }, 'A recovery page request failed.')
-      return await reply.code(500).type('text/html; charset=utf-8').send(errorPage('Something went wrong', err.message).value)
+    fastify.setErrorHandler(async (err: Error & { statusCode?: number }, _request, reply) => {
+      const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+      if (status === 500) log.error({ err: err.message, name: err.name }, 'A recovery page request failed.')
+      return await reply.code(status).type('text/html; charset=utf-8').send(errorPage(status === 500 ? 'Something went wrong' : 'That did not work', err.message).value)
     })
 
-    fastify.get('/', async (_request, reply) => send(reply, recoverPage(recovery.progress(), values, csrfToken)))
-    fastify.get('/live/progress', async (_request, reply) => reply.type('text/html; charset=utf-8').send(recoverSection(recovery.progress(), values, csrfToken).value))
-    fastify.post('/start', async (request: FastifyRequest, reply) => {
+    fastify.get(base, async (_request, reply) => send(reply, recoverPage(recovery.progress(), values, csrfToken, base)))
+    fastify.get(`${base}live/progress`, async (_request, reply) => reply.type('text/html; charset=utf-8').send(recoverSection(recovery.progress(), values, csrfToken, base).value))
+    fastify.get(`${base}live/tor`, async (_request, reply) => reply.type('text/html; charset=utf-8').send(torStatus(recovery.progress(), base).value))
+    fastify.post(`${base}start`, async (request: FastifyRequest, reply) => {
       const body = (request.body ?? {}) as Record<string, unknown>
       const text = (name: string): string => typeof body[name] === 'string' ? body[name] : ''
       const custodians = text('custodians').split(/[\s,]+/).map(s => s.trim()).filter(s => s !== '')
@@ -84,14 +88,14 @@ export function recoverServer (init: { port: number }, components: { recovery: U
         recovery.start({ owner: values.owner!, custodians, from, newPassphrase: text('passphrase') })
       } catch (err) {
         if (!(err instanceof RecoverInputError)) throw err
-        return send(reply, recoverPage(recovery.progress(), values, csrfToken, err.message), 400)
+        return send(reply, recoverPage(recovery.progress(), values, csrfToken, base, err.message), 400)
       }
-      return await reply.redirect('/', 303)
+      return await reply.redirect(base, 303)
     })
-    fastify.post('/finish', async (_request, reply) => {
+    fastify.post(`${base}finish`, async (_request, reply) => {
       const phase = recovery.progress().phase
       if (phase === 'asking' || phase === 'restoring') {
-        return send(reply, recoverPage(recovery.progress(), values, csrfToken, 'The recovery is still running; close it when it is done.'), 409)
+        return send(reply, recoverPage(recovery.progress(), values, csrfToken, base, 'The recovery is still running; close it when it is done.'), 409)
       }
       send(reply, finishedPage())
       setImmediate(() => { recovery.finish() })
@@ -103,7 +107,12 @@ export function recoverServer (init: { port: number }, components: { recovery: U
   return {
     async start () {
       app = await build()
-      await app.listen({ host: '127.0.0.1', port: init.port })
+      try {
+        await app.listen({ host: '127.0.0.1', port: init.port })
+      } catch (err) {
+        await app.close().catch(() => {})
+        throw err
+      }
       const address = app.server.address() as AddressInfo
       origin = `http://127.0.0.1:${address.port}`
       hosts = loopbackHostsOf('127.0.0.1', address.port)

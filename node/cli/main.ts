@@ -196,6 +196,7 @@ async function main (): Promise<void> {
         ...(values.direct !== undefined ? { direct: values.direct } : {})
       }
       if (values.ui === true) {
+        if (values.json === true || passphraseFile !== undefined) fail('recover --ui asks for the new passphrase on its page and shows the outcome there: leave out --json and --passphrase-file')
         const port = Number(values['ui-port'] ?? 0)
         if (!Number.isInteger(port) || port < 0 || port > 65_535) fail('--ui-port must be a port number')
         return await recoverUiCommand({ ...common, port, ...(values.owner !== undefined ? { owner: values.owner } : {}) })

@@ -3,7 +3,7 @@
 // node/recovery/recover.ts, with a tor of their own (or --tor-socks), and every connection
 // goes through it.
 import { join } from 'node:path'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { randomBytes } from 'node:crypto'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -12,7 +12,7 @@ import { FriendBook } from '../friends/friend-book.ts'
 import { createP2PHost, FRIENDS_VIRTUAL_PORT, onionMultiaddr, type P2PHost } from '../friends/p2p.ts'
 import { friendsBackupKey, friendsBackupTarget, memoryPlacementStore } from '../friends/friends-target.ts'
 import { imapBackupTarget, type BackupTarget } from '../backup/index.ts'
-import { recover, writeFriendBookFromKit, type RecoverReport, type RecoveryEvent } from '../recovery/recover.ts'
+import { recover, RecoveryFailedError, writeFriendBookFromKit, type RecoverReport, type RecoveryEvent } from '../recovery/recover.ts'
 import type { KitContents } from '../recovery/kit.ts'
 import { torService, type TorService } from '../tor/index.ts'
 import { isOnionAddress } from '../../protocol/onion.ts'
@@ -51,11 +51,18 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
   const logger = createLogger({ level: 'warn' })
   const problem = requestProblem(o.owner, o.custodians)
   if (problem !== undefined) throw new CliUsageError(problem)
+  if (!await isEmptyDir(o.dataDir)) throw new CliUsageError(notEmpty(o.dataDir))
   const direct = parseDirect(o.direct ?? [])
-  const tor = o.torSocks !== undefined ? undefined : ownTor(logger)
-  let env: RecoveryEnvironment | undefined
+  const given = o.torSocks !== undefined ? parseHostPort(o.torSocks) : undefined
+  const tor = given === undefined ? ownTor(logger) : undefined
+  const attempt = new RecoveryAttempt(direct)
+  const stop = async (): Promise<void> => { await attempt.close(); await tor?.stop() }
+  const stopOnSignal = (): void => {
+    process.stdout.write('\nStopped.\n')
+    void stop().finally(() => process.exit(130))
+  }
+  for (const signal of SIGNALS) process.once(signal, stopOnSignal)
   try {
-    env = new RecoveryEnvironment(tor === undefined ? parseHostPort(o.torSocks!) : await tor.socks, direct)
     const say = (e: RecoveryEvent): void => {
       if (o.json) return
       const who = (onion: string): string => `${onion.slice(0, 16)}…`
@@ -64,20 +71,23 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
         case 'unreachable': process.stdout.write(`Could not reach ${who(e.custodian)} yet (${e.reason}); trying again.\n`); break
         case 'approved': process.stdout.write(`${who(e.custodian)} approved (share ${e.index}).\n`); break
         case 'refused': process.stdout.write(`${who(e.custodian)} refused: ${e.reason}.\n`); break
-        case 'key-rebuilt': process.stdout.write(`The key is rebuilt from shares ${e.from.join(', ')}${e.rejected.length > 0 ? `; rejected: ${e.rejected.map(r => r.reason).join('; ')}` : ''}.\n`); break
+        case 'key-rebuilt': process.stdout.write(`The key is rebuilt from shares ${e.from.join(', ')}${e.rejected.length > 0 ? `; rejected: ${e.rejected.map(r => `${who(r.custodian)}: ${r.reason}`).join('; ')}` : ''}.\n`); break
         case 'restoring': process.stdout.write(`Restoring from ${e.from}...\n`); break
-        case 'restore-progress': break
+        case 'started': case 'restore-progress': break
       }
     }
-    const report = await env.recover({ owner: o.owner, custodians: o.custodians, from: o.from, newPassphrase: o.newPassphrase }, o.dataDir, o.waitMinutes * 60_000, say, logger)
+    const socks = given ?? await tor!.socks
+    const report = await attempt.run(socks, { owner: o.owner, custodians: o.custodians, from: o.from, newPassphrase: o.newPassphrase }, o.dataDir, o.waitMinutes * 60_000, say, logger)
     if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n')
     else process.stdout.write(summary(report, o.dataDir))
     if (report.restore.damaged.length > 0) process.exitCode = 2
   } finally {
-    await env?.close()
-    await tor?.stop()
+    for (const signal of SIGNALS) process.off(signal, stopOnSignal)
+    await stop()
   }
 }
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /**
  * `smtorp recover --ui`: the same recovery, started and watched from a page on 127.0.0.1. The
@@ -86,27 +96,35 @@ export async function recoverCommand (o: RecoverCliOptions): Promise<void> {
  */
 export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
   const logger = createLogger({ level: 'warn' })
-  if (!await isEmptyDir(o.dataDir)) throw new CliUsageError(`${o.dataDir} is not empty; recovery writes only into a new, empty data directory.`)
+  if (!await isEmptyDir(o.dataDir)) throw new CliUsageError(notEmpty(o.dataDir))
   const direct = parseDirect(o.direct ?? [])
-  const progress: RecoverProgress = { phase: 'form', tor: { ready: false }, dataDir: o.dataDir, custodians: [] }
-  let env: RecoveryEnvironment | undefined
-  const tor = o.torSocks !== undefined ? undefined : ownTor(logger)
-  const envReady: Promise<RecoveryEnvironment> = (async () => new RecoveryEnvironment(tor === undefined ? parseHostPort(o.torSocks!) : await tor.socks, direct))()
-  envReady.then(e => { env = e; progress.tor.ready = true }, (err: unknown) => { progress.tor.error = (err as Error).message })
+  const given = o.torSocks !== undefined ? parseHostPort(o.torSocks) : undefined
+  const progress: RecoverProgress = { phase: 'form', tor: { ready: given !== undefined }, dataDir: o.dataDir, custodians: [] }
+  const tor = given === undefined ? ownTor(logger) : undefined
+  tor?.socks.then(() => { progress.tor.ready = true }, (err: unknown) => { progress.tor.error = (err as Error).message })
 
   let finished: () => void = () => {}
   const closed = new Promise<void>(resolve => { finished = resolve })
+  let current: RecoveryAttempt | undefined
   let running: Promise<void> | undefined
   let exitCode = 1
 
-  const onEvent = (e: RecoveryEvent): void => {
+  /** Events of the attempt running now; those of an earlier attempt that still trickle in are dropped. */
+  const eventsOf = (attempt: RecoveryAttempt) => (e: RecoveryEvent): void => {
+    if (attempt !== current) return
     const c = 'custodian' in e ? progress.custodians.find(x => x.onion === e.custodian) : undefined
     switch (e.kind) {
+      case 'started': progress.deadline = e.deadline; break
       case 'asked': if (c !== undefined) { c.phase = 'waiting'; c.code = e.code; delete c.detail } break
       case 'unreachable': if (c !== undefined) { c.phase = 'unreachable'; c.detail = e.reason } break
       case 'approved': if (c !== undefined) { c.phase = 'approved'; delete c.detail } progress.threshold = e.threshold; break
       case 'refused': if (c !== undefined) { c.phase = 'refused'; c.detail = e.reason } break
-      case 'key-rebuilt': break
+      case 'key-rebuilt':
+        for (const r of e.rejected) {
+          const row = progress.custodians.find(x => x.onion === r.custodian)
+          if (row !== undefined) { row.phase = 'rejected'; row.detail = r.reason }
+        }
+        break
       case 'restoring': progress.phase = 'restoring'; progress.restore = { from: e.from, done: 0, total: 0 }; break
       case 'restore-progress': if (progress.restore !== undefined) { progress.restore.done = e.done; progress.restore.total = e.total } break
     }
@@ -121,20 +139,20 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
       if (progress.tor.error !== undefined) throw new RecoverInputError(`Tor could not start (${progress.tor.error}), so no custodian can be asked.`)
       const problem = requestProblem(request.owner, request.custodians) ?? (request.newPassphrase.length < 8 ? 'The new passphrase must be at least 8 characters long.' : undefined)
       if (problem !== undefined) throw new RecoverInputError(problem)
-      const owner = bareOnion(request.owner)
-      Object.assign(progress, { phase: 'asking', owner, custodians: request.custodians.map(c => ({ onion: bareOnion(c), phase: 'asking' })), deadline: Date.now() + o.waitMinutes * 60_000 })
-      delete progress.error
-      delete progress.restore
-      delete progress.threshold
+      const attempt = new RecoveryAttempt(direct)
+      current = attempt
+      Object.assign(progress, { phase: 'asking', owner: bareOnion(request.owner), custodians: request.custodians.map(c => ({ onion: bareOnion(c), phase: 'asking' })) })
+      for (const field of ['error', 'restore', 'threshold', 'deadline'] as const) delete progress[field]
       running = (async () => {
         try {
-          const e = await envReady
-          const report = await e.recover(request, o.dataDir, o.waitMinutes * 60_000, onEvent, logger)
+          const socks = given ?? await tor!.socks
+          const report = await attempt.run(socks, request, o.dataDir, o.waitMinutes * 60_000, eventsOf(attempt), logger)
           progress.result = { onion: report.onion, messages: report.restore.messages, restored: report.restore.restored, damaged: report.restore.damaged.length }
           progress.phase = 'done'
           exitCode = report.restore.damaged.length > 0 ? 2 : 0
           process.stdout.write(summary(report, o.dataDir))
         } catch (err) {
+          if (attempt !== current) return
           progress.phase = 'failed'
           progress.error = (err as Error).message
           process.stdout.write(`The recovery failed: ${(err as Error).message}\n`)
@@ -145,10 +163,14 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
   }
 
   const server = recoverServer({ port: o.port }, { recovery, logger })
-  await server.start()
+  try {
+    await server.start()
+  } catch (err) {
+    await tor?.stop()
+    throw new CliUsageError(`The recovery page cannot listen on 127.0.0.1:${o.port}: ${(err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'the port is in use; choose another with --ui-port, or 0 for any' : (err as Error).message}.`)
+  }
   const stopOnSignal = (): void => { finished() }
-  process.once('SIGINT', stopOnSignal)
-  process.once('SIGTERM', stopOnSignal)
+  for (const signal of SIGNALS) process.once(signal, stopOnSignal)
   process.stdout.write([
     'Open this address in a browser on this machine to recover your node:',
     '',
@@ -160,14 +182,18 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
   try {
     await closed
   } finally {
-    process.off('SIGINT', stopOnSignal)
-    process.off('SIGTERM', stopOnSignal)
+    for (const signal of SIGNALS) process.off(signal, stopOnSignal)
     await server.stop()
-    const interrupted = progress.phase === 'asking' || progress.phase === 'restoring'
-    await env?.close()
+    const phase = progress.phase
+    const attempt = current
+    current = undefined // what the stopped attempt still reports goes nowhere
+    await attempt?.close()
     await tor?.stop()
-    if (interrupted) {
-      process.stdout.write(`The recovery was stopped before it finished; ${o.dataDir} may hold a partial restore: empty it before trying again.\n`)
+    if (phase === 'asking' || phase === 'restoring') {
+      process.stdout.write(phase === 'restoring'
+        ? `The recovery was stopped while restoring; what was restored into ${o.dataDir} so far is removed.\n`
+        : 'The recovery was stopped before any key was rebuilt; nothing was written.\n')
+      await attempt?.removePartialRestore()
       // The custodians' poll loops may still be sleeping; nothing of theirs is worth waiting for.
       process.exit(130)
     }
@@ -176,14 +202,25 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
   }
 }
 
-/** The hosts that speak for the new machine, and how to reach the custodians and friends. */
-class RecoveryEnvironment {
+/**
+ * One recovery attempt: the hosts that speak for the new machine (a throw-away one to ask the
+ * custodians, one with the node's own key to fetch from the friends), its scratch directory,
+ * and what it wrote. A failure once the restore has begun removes what was restored, so the
+ * data directory is empty again and the next attempt can use it.
+ */
+class RecoveryAttempt {
   private readonly hosts: P2PHost[] = []
+  private readonly scratch: string[] = []
+  private restoreInto: { dir: string, existed: boolean } | undefined
+  private socks: { host: string, port: number } = { host: '127.0.0.1', port: 9 }
 
-  constructor (private readonly socks: { host: string, port: number }, private readonly direct: Map<string, string>) {}
+  constructor (private readonly direct: Map<string, string>) {}
 
-  async recover (request: RecoverRequest, dataDir: string, waitMs: number, onEvent: (e: RecoveryEvent) => void, logger: Logger): Promise<RecoverReport> {
+  async run (socks: { host: string, port: number }, request: RecoverRequest, dataDir: string, waitMs: number, onEvent: (e: RecoveryEvent) => void, logger: Logger): Promise<RecoverReport> {
+    this.socks = socks
+    const existed = await readdir(dataDir).then(() => true, () => false)
     const scratch = await mkdtemp(join(tmpdir(), 'smtorp-recover-'))
+    this.scratch.push(scratch)
     try {
       const asking = await this.newHost(randomBytes(32))
       let kitUsed: KitContents | undefined
@@ -198,7 +235,10 @@ class RecoveryEnvironment {
         dataDir,
         newPassphrase: request.newPassphrase,
         waitMs,
-        onEvent,
+        onEvent: (e) => {
+          if (e.kind === 'restoring') this.restoreInto = { dir: dataDir, existed }
+          onEvent(e)
+        },
         logger,
         openTarget: async (kit): Promise<BackupTarget> => {
           kitUsed = kit
@@ -221,16 +261,30 @@ class RecoveryEnvironment {
         }
       })
       if (kitUsed !== undefined) await writeFriendBookFromKit(dataDir, kitUsed)
+      this.restoreInto = undefined // done: it is the node now
       return report
+    } catch (err) {
+      if (this.restoreInto === undefined) throw err
+      await this.removePartialRestore()
+      throw new RecoveryFailedError(`${(err as Error).message} What was restored so far is removed: ${dataDir} is empty again.`, { cause: err })
     } finally {
       // The hosts of one attempt end with it: a second attempt asks with a fresh key.
       await this.close()
-      await rm(scratch, { recursive: true, force: true })
     }
+  }
+
+  /** Empties the data directory again after a restore that did not finish (it was empty before). */
+  async removePartialRestore (): Promise<void> {
+    const into = this.restoreInto
+    this.restoreInto = undefined
+    if (into === undefined) return
+    await rm(into.dir, { recursive: true, force: true })
+    if (into.existed) await mkdir(into.dir, { mode: 0o700 }).catch(() => {})
   }
 
   async close (): Promise<void> {
     for (const host of this.hosts.splice(0)) await Promise.resolve(host.stop()).catch(() => {})
+    for (const dir of this.scratch.splice(0)) await rm(dir, { recursive: true, force: true })
   }
 
   private async newHost (seed: Uint8Array): Promise<P2PHost> {
@@ -273,6 +327,10 @@ function parseDirect (pairs: string[]): Map<string, string> {
   }))
 }
 
+function notEmpty (dir: string): string {
+  return `${dir} is not empty; recovery writes only into a new, empty data directory.`
+}
+
 async function isEmptyDir (dir: string): Promise<boolean> {
   const entries = await readdir(dir).catch((err: NodeJS.ErrnoException) => { if (err.code === 'ENOENT') return []; throw err })
   return entries.length === 0
@@ -293,8 +351,12 @@ function ownTor (logger: Logger): { socks: Promise<{ host: string, port: number 
   let dir: string | undefined
   let stopped = false
   const socks = (async () => {
-    dir = await mkdtemp(join(tmpdir(), 'smtorp-recover-tor-'))
-    if (stopped) throw new Error('stopped')
+    const made = await mkdtemp(join(tmpdir(), 'smtorp-recover-tor-'))
+    if (stopped) {
+      await rm(made, { recursive: true, force: true })
+      throw new Error('stopped')
+    }
+    dir = made
     tor = torService({ mode: 'own', dataDir: dir }, { logger })
     await tor.start()
     await tor.waitForBootstrap(300_000)

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Logger } from '../log/index.ts'
 import { parseShare, type RecoveryShare } from '../../protocol/recovery-share.ts'
-import { combineShares, ForgedShareError, NotEnoughSharesError, RecoveryError, type CombineResult } from './shares.ts'
+import { combineShares, ForgedShareError, InconsistentSharesError, NotEnoughSharesError, RecoveryError, type CombineResult } from './shares.ts'
 import { openKit, type KitContents } from './kit.ts'
 import { newRequestKeyPair, openRelease } from './release.ts'
 import { RECOVERY_PROTOCOL } from './custody.ts'
@@ -33,11 +33,12 @@ export interface CustodianAddress {
 }
 
 export type RecoveryEvent =
+  | { kind: 'started', deadline: number }
   | { kind: 'asked', custodian: string, code: string }
   | { kind: 'unreachable', custodian: string, reason: string }
   | { kind: 'approved', custodian: string, index: number, threshold: number }
   | { kind: 'refused', custodian: string, reason: string }
-  | { kind: 'key-rebuilt', from: number[], rejected: Array<{ index: number, reason: string }> }
+  | { kind: 'key-rebuilt', from: number[], rejected: Array<{ index: number, reason: string, certain: boolean, custodian: string }> }
   | { kind: 'restoring', from: string }
   | { kind: 'restore-progress', done: number, total: number }
 
@@ -81,6 +82,7 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
   const keys = await newRequestKeyPair()
   const pollMs = init.pollMs ?? 5_000
   const deadline = Date.now() + init.waitMs
+  init.onEvent?.({ kind: 'started', deadline })
   const asked = new Map<string, { id: string, custodian: CustodianAddress }>()
   const shares = new Map<string, { share: RecoveryShare, kit: Buffer }>()
   const refused = new Map<string, string>()
@@ -151,37 +153,39 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
   }
   // t shares that do not combine (one is forged) wait for one more share, while any
   // custodian may still give one: with t + 1 the forged share is named and left out.
-  let combined: CombineResult | undefined
+  let combined: Combined | undefined
   let forged: ForgedShareError | undefined
-  let tried = 0
-  for (let tick = 0; tick < 10_000_000; tick++) {
-    if (enough() && shares.size > tried) {
-      tried = shares.size
-      try {
-        combined = await combineShares([...shares.values()].map(g => g.share))
-        break
-      } catch (err) {
-        if (!(err instanceof ForgedShareError)) throw err
-        forged = err
+  try {
+    let tried = 0
+    for (let tick = 0; tick < 10_000_000; tick++) {
+      if (enough() && shares.size > tried) {
+        tried = shares.size
+        try {
+          combined = await combineReleased([...shares].map(([custodian, g]) => ({ custodian, share: g.share })))
+          break
+        } catch (err) {
+          if (!(err instanceof ForgedShareError)) throw err
+          forged = err
+        }
       }
+      // Refusals that leave fewer than t custodians who could still say yes end the wait.
+      const t = [...shares.values()][0]?.share.threshold ?? 2
+      if (allDone || Date.now() >= deadline || init.custodians.length - refused.size < t) break
+      await sleep(50)
     }
-    // Refusals that leave fewer than t custodians who could still say yes end the wait.
-    const t = [...shares.values()][0]?.share.threshold ?? 2
-    if (allDone || Date.now() >= deadline || init.custodians.length - refused.size < t) break
-    await sleep(50)
+  } finally {
+    finished = true // the custodians' loops end, whatever happened here
   }
-  finished = true
   if (combined === undefined && forged !== undefined) throw forged
   let master: Buffer | undefined
   let fitting: number[] = []
   let kitSealed: Buffer | undefined
   let setId: Buffer | undefined
   if (combined !== undefined) {
-    const got = [...shares.values()]
     master = combined.secret
     fitting = combined.fitting
     init.onEvent?.({ kind: 'key-rebuilt', from: combined.fitting, rejected: combined.rejected })
-    const good = got.find(g => combined.fitting.includes(g.share.index))!
+    const good = shares.get(combined.fittingCustodian)!
     kitSealed = good.kit
     setId = good.share.setId
   }
@@ -225,6 +229,108 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
     return { onion, fitting, restore }
   } finally {
     master.fill(0)
+  }
+}
+
+interface Combined extends Omit<CombineResult, 'rejected'> {
+  rejected: Array<CombineResult['rejected'][number] & { custodian: string }>
+  /** A custodian whose share fits (its kit opens under the key). */
+  fittingCustodian: string
+}
+
+/**
+ * Combines the shares custodians released (spec/recovery.md 13). combineShares refuses shares
+ * of different splits, and two different shares with one index or x coordinate, since it cannot
+ * tell which is honest; a custodian that returns such a share (an old split's share, or a
+ * forged one numbered like another's) would then stop every recovery. Here the shares are
+ * taken split by split, the largest first, and within a split the fewest shares are left out
+ * that make the rest agree; each way is combined, and the key whose check value holds with
+ * the fewest shares rejected wins. The custodians left out are named. Nothing works:
+ * ForgedShareError.
+ */
+export async function combineReleased (released: Array<{ custodian: string, share: RecoveryShare }>): Promise<Combined> {
+  const splits = new Map<string, typeof released>()
+  for (const r of released) {
+    const s = r.share
+    const key = `${s.setId.toString('hex')}/${s.threshold}/${s.count}/${s.share.length}`
+    splits.set(key, [...(splits.get(key) ?? []), r])
+  }
+  const bySize = [...splits.values()].sort((a, b) => b.length - a.length)
+  const problems: string[] = []
+  for (const split of bySize) {
+    const conflicting = split.filter(r => split.some(o => o !== r && conflict(o.share, r.share)))
+    let best: { result: CombineResult, used: typeof released } | undefined
+    // Leave out 0, 1, 2, ... of the conflicting shares (at most 2^8 ways), the fewest first.
+    for (let leaveOut = 0; leaveOut <= Math.min(conflicting.length, 8) && best === undefined; leaveOut++) {
+      for (const left of subsetsOf(conflicting, leaveOut)) {
+        const used = split.filter(r => !left.includes(r))
+        if (used.some(r => used.some(o => o !== r && conflict(o.share, r.share)))) continue
+        try {
+          const result = await combineShares(used.map(r => r.share))
+          if (best === undefined || result.rejected.length < best.result.rejected.length) {
+            best?.result.secret.fill(0)
+            best = { result, used }
+          } else {
+            result.secret.fill(0)
+          }
+        } catch (err) {
+          if (!(err instanceof ForgedShareError || err instanceof NotEnoughSharesError || err instanceof InconsistentSharesError)) throw err
+          problems.push(err.message)
+        }
+      }
+    }
+    if (best === undefined) continue
+    const { result, used } = best
+    const who = (index: number): string => used.find(r => r.share.index === index)!.custodian
+    const rejected = result.rejected.map(r => ({ ...r, custodian: who(r.index) }))
+    for (const r of released) {
+      if (used.includes(r)) continue
+      if (!split.includes(r)) {
+        rejected.push({ index: r.share.index, reason: `share ${r.share.index} belongs to another split than the one the key was rebuilt from (an old one, or forged)`, certain: false, custodian: r.custodian })
+        continue
+      }
+      // A share left out may still be a true point of the polynomial under a wrong number:
+      // it is forged only if, with t - 1 fitting shares, it does not rebuild the key.
+      const fits = await fitsKey(r.share, used.map(u => u.share).filter(u => result.fitting.includes(u.index)), result.secret)
+      if (fits === true) continue
+      rejected.push({
+        index: r.share.index,
+        reason: `share ${r.share.index} is forged or damaged: another custodian returned a different share with the same number or x coordinate, and the key was rebuilt without this one`,
+        certain: fits === false,
+        custodian: r.custodian
+      })
+    }
+    return { secret: result.secret, fitting: result.fitting, rejected, fittingCustodian: who(result.fitting[0]!) }
+  }
+  const named = released.map(r => `${r.custodian.slice(0, 8)}… gave share ${r.share.index}`).join(', ')
+  throw new ForgedShareError(`The recovery shares do not rebuild a key (${named}): ${[...new Set(problems)].join(' ') || 'they are forged or damaged.'}`, released.map(r => r.share.index))
+}
+
+/** Whether `share` and t - 1 of `fitting` rebuild `secret`; undefined when too few others can be used with it. */
+async function fitsKey (share: RecoveryShare, fitting: RecoveryShare[], secret: Buffer): Promise<boolean | undefined> {
+  const others = fitting.filter(f => f.index !== share.index && f.share.at(-1) !== share.share.at(-1)).slice(0, share.threshold - 1)
+  if (others.length < share.threshold - 1) return undefined
+  try {
+    const { secret: rebuilt } = await combineShares([...others, share])
+    const same = rebuilt.equals(secret)
+    rebuilt.fill(0)
+    return same
+  } catch (err) {
+    if (err instanceof ForgedShareError) return false
+    throw err
+  }
+}
+
+/** Two different shares that cannot both be honest: one index, or one x coordinate. */
+function conflict (a: RecoveryShare, b: RecoveryShare): boolean {
+  const same = a.share.equals(b.share) && a.check.equals(b.check) && a.index === b.index
+  return !same && (a.index === b.index || a.share.at(-1) === b.share.at(-1))
+}
+
+function * subsetsOf<T> (items: T[], size: number, from = 0): Generator<T[]> {
+  if (size === 0) { yield []; return }
+  for (let i = from; i <= items.length - size; i++) {
+    for (const rest of subsetsOf(items, size - 1, i + 1)) yield [items[i]!, ...rest]
   }
 }
 

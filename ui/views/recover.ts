@@ -12,11 +12,12 @@ const PHASE_WORDS: Record<CustodianProgress['phase'], string> = {
   waiting: 'waiting for their approval',
   unreachable: 'not reachable yet; asking again',
   approved: 'approved',
-  refused: 'refused'
+  refused: 'refused',
+  rejected: 'approved, but its share does not fit and was left out'
 }
 
-function recoverForm (values: RecoverFormValues, csrfToken: string): Html {
-  return html`<form method="post" action="/start" class="recover-form">
+function recoverForm (values: RecoverFormValues, csrfToken: string, base: string): Html {
+  return html`<form method="post" action="${base}start" class="recover-form">
 ${csrfField(csrfToken)}
 <p><label for="owner">Your old onion address</label><br>
 <input id="owner" name="owner" required size="70" autocomplete="off" spellcheck="false" value="${values.owner ?? ''}"></p>
@@ -39,21 +40,27 @@ function custodianRows (p: RecoverProgress): Html {
 <thead><tr><th scope="col">Custodian</th><th scope="col">Code to read them</th><th scope="col">State</th></tr></thead>
 <tbody>${p.custodians.map(c => html`<tr data-onion="${c.onion}" data-phase="${c.phase}"><td><code>${c.onion.slice(0, 16)}…</code></td>
 <td>${c.code !== undefined ? html`<span class="release-code" data-testid="code">${c.code}</span>` : '—'}</td>
-<td><span class="${c.phase === 'approved' ? 'state-delivered' : c.phase === 'refused' ? 'state-failed' : ''}">${PHASE_WORDS[c.phase]}</span>${c.detail !== undefined ? html` <span class="muted">(${c.detail})</span>` : ''}</td></tr>`)}</tbody>
+<td><span class="${c.phase === 'approved' ? 'state-delivered' : c.phase === 'refused' || c.phase === 'rejected' ? 'state-failed' : ''}">${PHASE_WORDS[c.phase]}</span>${c.detail !== undefined ? html` <span class="muted">(${c.detail})</span>` : ''}</td></tr>`)}</tbody>
 </table>`
 }
 
+/** Tor's state while the form is filled in; it polls itself (not the form) until tor is ready or failed. */
+export function torStatus (p: RecoverProgress, base: string): Html {
+  if (p.tor.error !== undefined) return html`<div id="tor-status">${notice('error', `Tor could not start: ${p.tor.error}`)}</div>`
+  if (!p.tor.ready) return html`<div id="tor-status" hx-get="${base}live/tor" hx-trigger="every 2s" hx-swap="outerHTML"><p role="status" class="muted">Connecting to Tor…</p></div>`
+  return html`<div id="tor-status"><p role="status" class="muted">Tor is ready.</p></div>`
+}
+
 /** The whole changing part of the page; it polls itself while the recovery runs. */
-export function recoverSection (p: RecoverProgress, values: RecoverFormValues, csrfToken: string): Html {
+export function recoverSection (p: RecoverProgress, values: RecoverFormValues, csrfToken: string, base: string): Html {
   const running = p.phase === 'asking' || p.phase === 'restoring'
   const approved = p.custodians.filter(c => c.phase === 'approved').length
-  return html`<section id="recover" aria-live="polite"${running ? html` hx-get="/live/progress" hx-trigger="every 2s" hx-swap="outerHTML"` : ''}>
-${!p.tor.ready && p.tor.error === undefined ? html`<p role="status" class="muted">Connecting to Tor…</p>` : ''}
-${p.tor.error !== undefined ? notice('error', `Tor could not start: ${p.tor.error}`) : ''}
+  return html`<section id="recover" aria-live="polite"${running ? html` hx-get="${base}live/progress" hx-trigger="every 2s" hx-swap="outerHTML"` : ''}>
+${p.phase === 'form' || p.phase === 'failed' ? torStatus(p, base) : ''}
 ${p.phase === 'form' || p.phase === 'failed'
   ? html`${p.phase === 'failed' ? html`<div data-testid="recover-failed">${notice('error', p.error)}</div><h2>Try again</h2>` : ''}
 <p>Your node comes back into <code>${p.dataDir}</code>. You need your old onion address and the onion addresses of the friends who hold your recovery shares: both are on your recovery sheet, and your friends can read them from their own smtorp.</p>
-${recoverForm(values, csrfToken)}`
+${recoverForm(values, csrfToken, base)}`
   : ''}
 ${p.phase === 'asking' || p.phase === 'restoring' || p.phase === 'done'
   ? html`<h2>Your custodians</h2>
@@ -67,15 +74,15 @@ ${p.restore !== undefined && p.phase !== 'failed'
 ${p.phase === 'done' && p.result !== undefined
   ? html`<div data-testid="recover-done">${notice('ok', `Your node is back: ${p.result.onion}.onion. ${p.result.restored} of ${p.result.messages} messages restored${p.result.damaged > 0 ? `; ${p.result.damaged} could not be, see the terminal` : ''}. The new passphrase is set; your recovery code is unchanged.`)}</div>
 <p>Start your node with <code>smtorp start --data ${p.dataDir}</code>, then unlock it with the new passphrase.</p>
-<form method="post" action="/finish">${csrfField(csrfToken)}<button type="submit">Close the recovery</button></form>`
+<form method="post" action="${base}finish">${csrfField(csrfToken)}<button type="submit">Close the recovery</button></form>`
   : ''}
 </section>`
 }
 
-export function recoverPage (p: RecoverProgress, values: RecoverFormValues, csrfToken: string, problem?: string): Html {
+export function recoverPage (p: RecoverProgress, values: RecoverFormValues, csrfToken: string, base: string, problem?: string): Html {
   return html`<h1>Recover your node</h1>
 ${notice('error', problem)}
-${recoverSection(p, values, csrfToken)}`
+${recoverSection(p, values, csrfToken, base)}`
 }
 
 export function finishedPage (): Html {
