@@ -154,7 +154,7 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
       assert.ok(Date.now() - asked < 5_000, 'it ends at once, without waiting for tor')
       await assert.rejects(fetch(url), 'the page is gone')
       assert.throws(() => process.kill(torPid, 0), /ESRCH/, 'its tor is stopped')
-      assert.deepEqual(await readdir(temp), [], 'its temporary files are removed')
+      assert.deepEqual((await readdir(temp)).filter(f => f.startsWith('smtorp')), [], 'its temporary files are removed (tsx keeps its cache there too)')
     } finally {
       await rm(fake, { recursive: true, force: true })
       await rm(temp, { recursive: true, force: true })
