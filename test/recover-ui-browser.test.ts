@@ -15,7 +15,7 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { get } from 'node:http'
 import { join } from 'node:path'
@@ -155,6 +155,22 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     // Chromium reports the refused form's 400 answer on the console; nothing else may be there.
     assert.deepEqual(consoleErrors.splice(0), ['Failed to load resource: the server responded with a status of 400 (Bad Request)'])
     assert.deepEqual(await accessibilityProblems(page), [])
+  })
+
+  it('an attempt that fails says why and brings the form back, filled in, to try again', async () => {
+    // Only carol is named, and she refuses: fewer than t can still approve, so the wait ends.
+    await page.getByLabel('Your custodians\' onion addresses, one per line').fill(carol.identity.onionKey.address)
+    await page.getByLabel('New passphrase', { exact: true }).fill(NEW_PASSPHRASE)
+    await page.getByLabel('The new passphrase again').fill(NEW_PASSPHRASE)
+    await page.getByRole('button', { name: 'Ask my custodians' }).click()
+    const request = await waitFor('carol\'s request', () => carol.node.friends!.custody.recoveryRequests().find(r => r.state === 'pending'), 30_000)
+    carol.node.friends!.custody.refuse(request.id, 'alice did not call me')
+    const failed = page.getByTestId('recover-failed')
+    await failed.waitFor({ timeout: 60_000 })
+    assert.match(await failed.innerText(), /No key was rebuilt: 0 custodians approved; .*refused \(alice did not call me\)/)
+    assert.equal(await page.getByLabel('Your custodians\' onion addresses, one per line').inputValue(), carol.identity.onionKey.address, 'the form is back, filled in')
+    assert.deepEqual(await readdir(newDir).catch(() => []), [], 'nothing was written')
+    await page.getByLabel('Your custodians\' onion addresses, one per line').fill([bob, carol, dave].map(n => `${n.identity.onionKey.address}.onion`).join('\n'))
   })
 
   it('the page shows each custodian\'s code; bob sees the same code in his own UI and approves, carol approves, and alice comes back', async () => {
