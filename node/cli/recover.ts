@@ -312,7 +312,7 @@ function bareOnion (text: string): string {
 /** What is wrong with the owner and custodians given, in one sentence; undefined if nothing. */
 function requestProblem (owner: string, custodians: string[]): string | undefined {
   if (!isOnionAddress(bareOnion(owner))) return 'The owner must be your old onion address (56 characters, on your recovery sheet).'
-  if (custodians.length === 0) return 'Name at least one custodian by their onion address.'
+  if (custodians.length < 2) return 'Name at least two custodians by their onion addresses: a key is always split among two or more.'
   for (const c of custodians) if (!isOnionAddress(bareOnion(c))) return `${c} is not an onion address.`
   if (new Set(custodians.map(bareOnion)).size !== custodians.length) return 'A custodian is named twice.'
   return undefined
