@@ -260,6 +260,13 @@ describe('recovery shares: what custodians released', () => {
     assert.deepEqual(r.rejected, [])
   })
 
+  it('an impostor beside identical copies of an honest share: the key is rebuilt and only the impostor named', async () => {
+    const impostor = tampered(parseShare(formatShare({ ...set[1]!, index: 3 })))
+    const r = await combineReleased([from('bob', set[0]!), from('bob2', viaText(set[0]!)), from('carol', impostor), from('dave', set[2]!)])
+    assert.deepEqual(r.secret, secret)
+    assert.deepEqual(r.rejected.map(x => x.custodian), ['carol'])
+  })
+
   it('with exactly t shares that conflict nothing is rebuilt, and the error names who gave what', async () => {
     const impostor = parseShare(formatShare({ ...set[1]!, index: 1 }))
     await assert.rejects(combineReleased([from('bobbbbbbbbb', set[0]!), from('carolllllll', impostor)]), (err: unknown) =>

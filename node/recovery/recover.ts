@@ -308,7 +308,11 @@ export async function combineReleased (released: Array<{ custodian: string, shar
 
 /** Whether `share` and t - 1 of `fitting` rebuild `secret`; undefined when too few others can be used with it. */
 async function fitsKey (share: RecoveryShare, fitting: RecoveryShare[], secret: Buffer): Promise<boolean | undefined> {
-  const others = fitting.filter(f => f.index !== share.index && f.share.at(-1) !== share.share.at(-1)).slice(0, share.threshold - 1)
+  const others: RecoveryShare[] = []
+  for (const f of fitting) {
+    if (f.index === share.index || f.share.at(-1) === share.share.at(-1) || others.some(o => o.index === f.index)) continue
+    if (others.length < share.threshold - 1) others.push(f)
+  }
   if (others.length < share.threshold - 1) return undefined
   try {
     const { secret: rebuilt } = await combineShares([...others, share])
@@ -317,6 +321,7 @@ async function fitsKey (share: RecoveryShare, fitting: RecoveryShare[], secret: 
     return same
   } catch (err) {
     if (err instanceof ForgedShareError) return false
+    if (err instanceof NotEnoughSharesError || err instanceof InconsistentSharesError) return undefined
     throw err
   }
 }
