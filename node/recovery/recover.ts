@@ -198,7 +198,7 @@ export async function recover (init: RecoverInit): Promise<RecoverReport> {
       ...[...refused].map(([c, r]) => `${c.slice(0, 8)}… refused (${r})`),
       ...[...unreachable].filter(([c]) => !shares.has(c)).map(([c, r]) => `${c.slice(0, 8)}… could not be reached (${r})`),
       ...init.custodians.filter(c => !shares.has(c.onion) && !refused.has(c.onion) && !unreachable.has(c.onion))
-        .map(c => `${c.onion.slice(0, 8)}… ${asked.has(c.onion) ? 'had not decided' : 'had not answered'} by the deadline`)
+        .map(c => `${c.onion.slice(0, 8)}… ${asked.has(c.onion) ? 'had not decided' : 'had not answered'}${Date.now() >= deadline ? ' by the deadline' : ''}`)
     ].join('; ')
     throw new NotEnoughSharesError(t ?? 2, got.length, `No key was rebuilt: ${why}. Nothing was written.`)
   }
