@@ -53,7 +53,7 @@ import { silentLogger } from '../node/log/index.ts'
 import type { Vault } from '../node/vault/index.ts'
 import { expandedSecretKey, generateOnionKey } from '../protocol/onion.ts'
 import { rfc5322Date } from '../protocol/message.ts'
-import { sharedTorNetwork, connectThroughTor, type PrivateTorNetwork } from '../test/harness/tor-network.ts'
+import { sharedTorNetwork, connectThroughTor, type PrivateTorNetwork, type TorClient } from '../test/harness/tor-network.ts'
 import { startDovecot, type DovecotInstance } from '../test/harness/dovecot.ts'
 import { initNodeDir } from '../test/harness/nodes.ts'
 import { openTestVault, TEST_KDF, TEST_PASSPHRASE } from '../test/harness/vault.ts'
@@ -330,6 +330,21 @@ async function rawImapAppend (d: DovecotInstance, user: string, pass: string, ma
  * one starting with 's' announces a length (8 bytes) and gets one byte back once that many
  * more bytes arrived (a sink: one-way stream throughput).
  */
+/**
+ * Publishes 127.0.0.1:`port` as `virtualPort` of a new onion on `tor` (the private network has
+ * no exits, so servers are reached as onions); waits for its descriptor. The tor connection is
+ * closed by `cleanups`. Returns the onion address.
+ */
+async function publishOnTor (tor: TorClient, virtualPort: number, port: number, cleanups: Array<() => Promise<unknown>>): Promise<string> {
+  const key = generateOnionKey()
+  const publisher = torService({ mode: 'attach', controlHost: '127.0.0.1', controlPort: tor.controlPort, cookieFile: tor.cookieFile, socksHost: '127.0.0.1', socksPort: tor.socksPort }, { logger: silentLogger() })
+  await publisher.start()
+  cleanups.unshift(async () => await publisher.stop())
+  await publisher.publishOnion({ expandedSecretKey: expandedSecretKey(key.seed), virtualPort, target: { host: '127.0.0.1', port } })
+  await publisher.waitForDescriptorUpload(key.address, 90_000)
+  return key.address
+}
+
 async function startRawServer (): Promise<{ server: Server, port: number }> {
   const server = createServer((socket) => {
     socket.setNoDelay(true)
@@ -440,14 +455,8 @@ async function main (): Promise<void> {
       // The raw Tor path: a TCP server published as an onion on friend0's tor, reached through the owner's tor.
       const raw = await startRawServer()
       cleanups.unshift(async () => { raw.server.close() })
-      const rawKey = generateOnionKey()
-      const f0 = tor.friends[0]!.tor!
-      const rawPublisher = torService({ mode: 'attach', controlHost: '127.0.0.1', controlPort: f0.controlPort, cookieFile: f0.cookieFile, socksHost: '127.0.0.1', socksPort: f0.socksPort }, { logger: silentLogger() })
-      await rawPublisher.start()
-      cleanups.unshift(async () => await rawPublisher.stop())
-      await rawPublisher.publishOnion({ expandedSecretKey: expandedSecretKey(rawKey.seed), virtualPort: 7, target: { host: '127.0.0.1', port: raw.port } })
-      await rawPublisher.waitForDescriptorUpload(rawKey.address, 90_000)
-      const rawSocket = (await connectThroughTor(tor.owner.tor!.socksPort, `${rawKey.address}.onion`, 7, 60_000)).socket
+      const rawOnion = await publishOnTor(tor.friends[0]!.tor!, 7, raw.port, cleanups)
+      const rawSocket = (await connectThroughTor(tor.owner.tor!.socksPort, `${rawOnion}.onion`, 7, 60_000)).socket
       rawSocket.setNoDelay(true)
       cleanups.unshift(async () => { rawSocket.destroy() })
       const echoes = await rawEcho(rawSocket, 30)
@@ -495,18 +504,12 @@ async function main (): Promise<void> {
       await direct.target.close()
       if (tor !== undefined && !args['no-imap-tor']) {
         // Dovecot's port as an onion on friend0's tor, reached through the owner's tor.
-        const key = generateOnionKey()
-        const f = tor.friends[0]!.tor!
-        const publisher = torService({ mode: 'attach', controlHost: '127.0.0.1', controlPort: f.controlPort, cookieFile: f.cookieFile, socksHost: '127.0.0.1', socksPort: f.socksPort }, { logger: silentLogger() })
-        await publisher.start()
-        cleanups.unshift(async () => await publisher.stop())
-        await publisher.publishOnion({ expandedSecretKey: expandedSecretKey(key.seed), virtualPort: 143, target: { host: '127.0.0.1', port: dovecot.port } })
-        await publisher.waitForDescriptorUpload(key.address, 90_000)
+        const imapOnion = await publishOnTor(tor.friends[0]!.tor!, 143, dovecot.port, cleanups)
         // Build the circuit first (tor may say "descriptor not found" for a few seconds).
-        const probe = await connectThroughTor(tor.owner.tor!.socksPort, `${key.address}.onion`, 143, 60_000)
+        const probe = await connectThroughTor(tor.owner.tor!.socksPort, `${imapOnion}.onion`, 143, 60_000)
         probe.socket.destroy()
         try {
-          const viaTor = await imapRun('smtorp-backup-tor', `socks5://127.0.0.1:${tor.owner.tor!.socksPort}`, `${key.address}.onion`)
+          const viaTor = await imapRun('smtorp-backup-tor', `socks5://127.0.0.1:${tor.owner.tor!.socksPort}`, `${imapOnion}.onion`)
           console.log(`  backup to Dovecot through Tor (onion on friend0's tor, owner's tor as socks5 proxy): ${s(viaTor.ms)} = ${mbps(mailBytes, viaTor.ms)} of mail; ${x(refMs, viaTor.ms)} the loopback raw APPEND rate; puts: ${dist(viaTor.puts)}`)
           await viaTor.target.close()
         } catch (err) {
