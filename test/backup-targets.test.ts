@@ -15,6 +15,7 @@ import { blobMessage, readBlobMessage } from '../node/backup/imap-message.ts'
 import { silentLogger } from '../node/log/index.ts'
 import { missingDovecotPrerequisites, startDovecot, type DovecotInstance } from './harness/dovecot.ts'
 import { readSpecVectors } from './harness/spec-vectors.ts'
+import { startSocksRelay } from './harness/socks-server.ts'
 import { backupTargetCompliance } from './backup-target-compliance.ts'
 
 // ---- the in-memory target ----
@@ -178,6 +179,43 @@ describe('IMAP backup target', { skip: skipImap }, () => {
         await call()
       }
       await target.put('2a', Buffer.from('before'))
+    }
+  })
+
+  // CI failure (session 6): through Tor, one connection got its SOCKS answer and then no IMAP
+  // greeting in 15 s, and the whole backup failed. A stalled circuit is now tried once more,
+  // and on a circuit of its own (tor isolates streams by SOCKS user name).
+  it('tries a connection that stalls before the greeting (a stuck Tor circuit) once more, under a new SOCKS user name', async () => {
+    const relay = await startSocksRelay({ forwardTo: init.port, stall: n => n === 1 })
+    const viaProxy = imapBackupTarget({ ...init, proxy: `socks5://127.0.0.1:${relay.port}`, connectTimeoutMs: 1000 }, { logger: silentLogger() })
+    try {
+      await viaProxy.put('4a', Buffer.from('through a second circuit'))
+      assert.equal((await target.get('4a'))?.toString(), 'through a second circuit')
+      assert.equal(relay.connects.length, 2, 'one stalled connection, then one that worked')
+      for (const c of relay.connects) {
+        assert.deepEqual([c.host, c.port], [init.host, init.port])
+        assert.match(c.user, /^smtorp-imap-[0-9a-f]{16}$/)
+      }
+      assert.notEqual(relay.connects[0]!.user, relay.connects[1]!.user)
+    } finally {
+      await viaProxy.close()
+      await relay.stop()
+    }
+  })
+
+  it('gives up after the second stalled connection with a transient error, and keeps a proxy user name it was given', async () => {
+    const relay = await startSocksRelay({ forwardTo: init.port, stall: () => true })
+    const viaProxy = imapBackupTarget({ ...init, proxy: `socks5://chosen:secret@127.0.0.1:${relay.port}`, connectTimeoutMs: 500 }, { logger: silentLogger() })
+    try {
+      await assert.rejects(viaProxy.list(), (err: Error) => {
+        assert.ok(err instanceof TargetUnavailableError, `${err.name}: ${err.message}`)
+        assert.match(err.message, /cannot be reached \(GREETING_TIMEOUT\)/)
+        return true
+      })
+      assert.deepEqual(relay.connects.map(c => c.user), ['chosen', 'chosen'])
+    } finally {
+      await viaProxy.close()
+      await relay.stop()
     }
   })
 

@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { sharedTorNetwork, connectThroughTor, type PrivateTorNetwork, type TorClient } from './harness/tor-network.ts'
 import { startTestNode, testSettings, type TestNode } from './harness/nodes.ts'
 import { startDovecot, missingDovecotPrerequisites, type DovecotInstance } from './harness/dovecot.ts'
+import { tail } from './harness/processes.ts'
 import { endpointKey, watchConnections, type TcpConnection } from './harness/sockets.ts'
 import { TEST_KDF } from './harness/vault.ts'
 import { expandedSecretKey, generateOnionKey } from '../protocol/onion.ts'
@@ -126,7 +127,7 @@ describe('disaster recovery over the private Tor network', { skip: missing.lengt
     assert.equal(toFriends.report?.messages, MESSAGES)
     const friendsMs = Date.now() - started
     const toImap = await alice.node.backup()
-    assert.equal(toImap.ok, true, toImap.error ?? "")
+    if (!toImap.ok) assert.fail(`${toImap.error ?? 'the IMAP backup failed'}\nDovecot's log ends:\n${await tail(dovecot.logFile)}`)
     const { connections } = await watch.stop()
     const leaks = await connectionsAroundTor(connections, [alice, bob, carol, dave])
     assert.deepEqual(leaks, [], 'every connection the nodes opened during the backup went to a tor')

@@ -6,6 +6,7 @@
 // IMAP references: RFC 3501 6.3.11 (APPEND), 6.4.4 (SEARCH HEADER), 6.4.5 (FETCH
 // BODY.PEEK[HEADER.FIELDS]), 6.4.6 (STORE), 6.4.3 (EXPUNGE); RFC 4315 (UIDPLUS: APPENDUID,
 // UID EXPUNGE, so that only our own \Deleted messages are expunged).
+import { randomBytes } from 'node:crypto'
 import { ImapFlow, type ImapFlowOptions, type ImapFlowError } from 'imapflow'
 import type { Logger } from '../log/index.ts'
 import { blobMessage, readBlobHeaders, readBlobMessage, BLOB_HEADER, BLOB_SIZE_HEADER, FORMAT_HEADER } from './imap-message.ts'
@@ -38,7 +39,10 @@ export interface ImapTargetInit {
   socketTimeoutMs?: number
   /**
    * Reach the server through this proxy, e.g. Tor's SOCKS port as `socks5://127.0.0.1:9050`
-   * (imapflow hands the host name to a socks5 proxy unresolved, so tor resolves it).
+   * (imapflow hands the host name to a socks5 proxy unresolved, so tor resolves it). A SOCKS
+   * URL without a user name gets a new random one for each connection, so that tor, which
+   * isolates streams by SOCKS credentials, builds each connection its own circuit: a retry
+   * after a stalled circuit then does not wait on the same circuit again.
    */
   proxy?: string
 }
@@ -189,8 +193,8 @@ export class ImapBackupTarget implements BackupTarget {
   }
 
   /** The open session, connecting (and creating the folder) when there is none or it dropped. */
-  private async connect (): Promise<{ session: Session, fresh: boolean }> {
-    if (this.session !== undefined && this.session.client.usable) return { session: this.session, fresh: false }
+  private async connect (): Promise<Session> {
+    if (this.session !== undefined && this.session.client.usable) return this.session
     if (this.session !== undefined) {
       this.log.info('The IMAP connection was dropped; reconnecting.')
       this.session.client.close()
@@ -199,7 +203,7 @@ export class ImapBackupTarget implements BackupTarget {
     this.connecting ??= this.open().finally(() => { this.connecting = undefined })
     const session = await this.connecting
     this.session = session
-    return { session, fresh: true }
+    return session
   }
 
   private async open (): Promise<Session> {
@@ -219,7 +223,7 @@ export class ImapBackupTarget implements BackupTarget {
       socketTimeout: this.init.socketTimeoutMs ?? 120_000,
       // RFC 2971 ID: imapflow would name itself, its version and vendor; say nothing that tells the software apart.
       clientInfo: { name: 'mail', version: '1', vendor: 'mail', 'support-url': 'none' },
-      ...(this.init.proxy !== undefined ? { proxy: this.init.proxy } : {}),
+      ...(this.init.proxy !== undefined ? { proxy: withFreshSocksUser(this.init.proxy) } : {}),
     })
     // imapflow emits 'error' for a connection that fails between commands; without a
     // listener that would end the process. The failed command itself rejects and is reported.
@@ -244,27 +248,25 @@ export class ImapBackupTarget implements BackupTarget {
   }
 
   /**
-   * Runs `op` after every call made before it, on a connected session. A call that fails
-   * because a connection that had been idle had dropped is retried once on a new connection:
-   * every operation here may be repeated (a repeated APPEND leaves a copy the next put of
-   * the name removes, and get/list read the newest).
+   * Runs `op` after every call made before it, on a connected session. A call that fails for
+   * a reason that may pass (a connection that dropped while idle, a Tor circuit that stalls
+   * before the greeting, a server busy just now) is tried once more on a new connection, and
+   * through a SOCKS proxy on a new circuit: every operation here may be repeated (a repeated
+   * APPEND leaves a copy the next put of the name removes, and get/list read the newest).
    */
   private async run<T> (what: string, op: (session: Session) => Promise<T>): Promise<T> {
     if (this.closed) throw new BackupTargetError(`the IMAP backup target ${this.description} was closed`)
     const task = this.queue.then(async () => {
       for (let attempt = 1; ; attempt++) {
-        let fresh = true
         try {
-          const connected = await this.connect()
-          fresh = connected.fresh
-          return await op(connected.session)
+          return await op(await this.connect())
         } catch (err) {
           if (err instanceof BackupTargetError) throw err
           const mapped = this.mapError(what, err)
           if (mapped.transient) {
             this.session?.client.close()
             this.session = undefined
-            if (!fresh && attempt === 1) {
+            if (attempt === 1) {
               this.log.info({ err: describe(err) }, `The IMAP connection failed while trying to ${what}; trying once more on a new connection.`)
               continue
             }
@@ -314,6 +316,19 @@ export class ImapBackupTarget implements BackupTarget {
 /** A BackupTarget in the owner's IMAP account. Connects on first use; call close() when done. */
 export function imapBackupTarget (init: ImapTargetInit, components: ImapTargetComponents): ImapBackupTarget {
   return new ImapBackupTarget(init, components)
+}
+
+/**
+ * The proxy URL with a new random SOCKS user name, when it is a SOCKS URL without one. Tor
+ * isolates streams by SOCKS credentials (IsolateSOCKSAuth, on by default), so this gives the
+ * connection a circuit of its own. HTTP proxies and URLs with credentials are left as given.
+ */
+function withFreshSocksUser (proxy: string): string {
+  const url = new URL(proxy)
+  if (!url.protocol.startsWith('socks') || url.username !== '' || url.password !== '') return proxy
+  url.username = `smtorp-imap-${randomBytes(8).toString('hex')}`
+  url.password = 'x'
+  return url.href
 }
 
 /**
