@@ -13,7 +13,7 @@
 import { join } from 'node:path'
 import type { Logger } from './log/index.ts'
 import type { NodeConfig } from './config/index.ts'
-import { loadIdentity, type Identity } from './identity/index.ts'
+import { loadIdentity, webUiPathKey, type Identity } from './identity/index.ts'
 import type { MailStore } from './store/index.ts'
 import { vault as createVault, VaultError, type ScrubReport, type UnlockSecret, type Vault, type VaultState } from './vault/index.ts'
 import { smtpIn } from './smtp-in/index.ts'
@@ -55,6 +55,8 @@ export interface NodeStatus {
   tor: TorStatus
   smtpInPort: number
   submissionPort: number
+  /** Where the owner opens the web UI (its secret path included), when it is enabled. */
+  webUi?: string
   queue: QueueStatusEntry[]
   connections: { opened: number, open: number }
   vault: {
@@ -260,7 +262,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
   })
   // Constructed here so that a UI refused by its config (a non-loopback host) stops the start.
   const ui = config.ui.enabled
-    ? uiServer({ host: config.ui.host, port: config.ui.port, allowNonLoopback: config.ui.allowNonLoopback, maxUploadBytes: config.smtpIn.maxMessageBytes }, { node: backend, logger })
+    ? uiServer({ host: config.ui.host, port: config.ui.port, allowNonLoopback: config.ui.allowNonLoopback, maxUploadBytes: config.smtpIn.maxMessageBytes, pathKey: await webUiPathKey(config.dataDir) }, { node: backend, logger })
     : undefined
   let scrubTimer: NodeJS.Timeout | undefined
 
@@ -324,6 +326,7 @@ export async function createNode (config: NodeConfig, logger: Logger): Promise<S
       tor: tor.status(),
       smtpInPort: inbound.port(),
       submissionPort: submit.port(),
+      ...(ui !== undefined ? { webUi: `${ui.url()}/` } : {}),
       queue: queue.list().map(describeQueueEntry),
       connections: { opened: stats.connectionsOpened, open: stats.open },
       vault: { state: vault.state(), unlockDelaySeconds: vault.unlockDelaySeconds(), ...(lastScrub !== undefined ? { lastScrub } : {}), scrubbing: scrubbing !== undefined },

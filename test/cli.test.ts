@@ -201,6 +201,17 @@ describe('smtorp command line', { timeout: 180_000 }, () => {
     assert.match(queue, /last: .*(onion|Tor)/i)
     const status = await smtorp(dir, 'status')
     assert.match(status.stdout, /tor\s+running \(attach\)/)
+    // The web UI's address, with the secret path kept in the data directory, in the startup
+    // output and in status.
+    const uiKey = (await readFile(join(dir, 'web-ui.key'), 'utf8')).trim()
+    assert.match(uiKey, /^[\w-]{22}$/)
+    assert.equal(((await stat(join(dir, 'web-ui.key'))).mode & 0o777), 0o600)
+    const uiAddress = new RegExp(`web UI\\s+(http://127\\.0\\.0\\.1:\\d+/s/${uiKey}/)\\n`)
+    const printed = uiAddress.exec(out)?.[1]
+    assert.ok(printed !== undefined, `the startup output names the web UI under its secret path: ${out}`)
+    assert.equal(uiAddress.exec(status.stdout)?.[1], printed)
+    assert.equal((await fetch(`${printed}unlock`)).status, 200)
+    assert.equal((await fetch(`${new URL(printed).origin}/unlock`)).status, 404)
     assert.match(status.stdout, /queue\s+1 message\(s\) waiting/)
 
     // A whole message on standard input is sent as it is (signed; its Message-ID names the

@@ -86,15 +86,17 @@ function withAttachment (node: TestNode): Buffer {
   ].join('\r\n'))
 }
 
-/** A page that answers a few paths; for the cross-site attacker. */
-async function serve (pages: Record<string, string>): Promise<{ server: Server, origin: string }> {
+/** A page that answers a few paths, and notes the Cookie header of each request; for the cross-site attacker. */
+async function serve (pages: Record<string, string>): Promise<{ server: Server, origin: string, cookies: string[] }> {
+  const cookies: string[] = []
   const server = createServer((req, res) => {
+    cookies.push(req.headers.cookie ?? '')
     const body = pages[new URL(req.url ?? '/', 'http://x').pathname]
     if (body === undefined) { res.writeHead(404).end(); return }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(body)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }
+  return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, cookies }
 }
 
 describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, () => {
@@ -102,6 +104,8 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
   let node: TestNode
   let browser: TestBrowser
   let base: string
+  /** The secret path the UI is under (/s/<key>). */
+  let root: string
   /** The owner's signed-in tab: every request leaving the UI's origin is recorded and blocked. */
   let owner: Page
   let ownerWatch: RequestWatch
@@ -117,6 +121,7 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
     const ui = node.node.ui
     assert.ok(ui !== undefined, 'the node started its web UI')
     base = ui.url()
+    root = new URL(base).pathname
     const store = node.node.store
     const to = [node.identity.address]
     for (let i = 1; i <= 3; i++) {
@@ -133,7 +138,7 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
     owner = await browser.newPage()
     ownerWatch = await watchRequests(owner, base, { blockOutside: true })
     owner.context().on('dialog', (dialog: Dialog) => { dialogs.push(`${dialog.type()}: ${dialog.message()}`); void dialog.dismiss().catch(() => {}) })
-    await owner.context().route((url) => holdPolling && url.pathname.startsWith('/live/'), async (route) => await route.abort())
+    await owner.context().route((url) => holdPolling && url.pathname.startsWith(`${root}/live/`), async (route) => await route.abort())
     await signIn(owner, base)
   })
 
@@ -186,13 +191,13 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
 
     const link = owner.getByRole('link', { name: 'invoice.pdf.exe' })
     const href = await link.getAttribute('href')
-    assert.equal(href, `/message/${attachmentId}/attachment/0`)
+    assert.equal(href, `${root}/message/${attachmentId}/attachment/0`)
     // Clicking saves it; the browser turns a download's response into no page event, so the
     // headers are read with the same session by the context's own request client.
     const [download] = await Promise.all([owner.waitForEvent('download'), link.click()])
     assert.equal(download.suggestedFilename(), 'invoice.pdf.exe')
     await download.cancel()
-    const response = await owner.context().request.get(`${base}${href}`)
+    const response = await owner.context().request.get(`${new URL(base).origin}${href}`)
     assert.equal(response.status(), 200)
     assert.match(response.headers()['content-disposition'] ?? '', /^attachment; filename="invoice\.pdf\.exe"/)
     assert.equal(response.headers()['content-type'], 'application/octet-stream')
@@ -225,7 +230,7 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
     try {
       for (const { name, page, path } of pages) {
         await page.goto(`${base}${path}`)
-        assert.equal(new URL(page.url()).pathname, path.split('?')[0], `${name}: not sent elsewhere`)
+        assert.equal(new URL(page.url()).pathname, `${root}${path.split('?')[0]}`, `${name}: not sent elsewhere`)
         await page.waitForLoadState('networkidle')
         await screenshot(page, SCREENSHOTS, name)
         for (const problem of await accessibilityProblems(page)) problems.push(`${name}: ${problem}`)
@@ -264,7 +269,8 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
     // The attacker's page is on another port of 127.0.0.1. That is the SAME SITE as the UI
     // (a site is scheme and registrable domain; ports do not count), so the SameSite=Strict
     // session cookie IS sent with these posts: what stops them is the UI's Origin check and
-    // CSRF token, and that is what this test exercises.
+    // CSRF token, and that is what this test exercises. (The attacker here knows the UI's
+    // secret path; one that does not cannot even aim a form at it.)
     // The third page hides where it is from (no-referrer: the browser sends "Origin: null").
     const forms = (action: string, field: string, head = ''): string => `<!doctype html><html lang="en"><head><title>Win a prize</title>${head}</head><body>
 <form id="f" method="post" action="${base}${action}"><input type="hidden" name="${field}" value="1"></form>
@@ -301,7 +307,11 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
       assert.equal(node.node.vault.state(), 'unlocked')
       // The owner is still signed in, and auto-lock still has its old value.
       await victim.goto(`${base}/settings`)
-      assert.equal(new URL(victim.url()).pathname, '/settings')
+      assert.equal(new URL(victim.url()).pathname, `${root}/settings`)
+      // The attacker's own pages, on another port of the same host, never got the session
+      // cookie: browsers send it to every port, but only under the UI's secret path.
+      assert.ok(attacker.cookies.length >= 3)
+      for (const cookie of attacker.cookies) assert.doesNotMatch(cookie, /smtorp_session/)
       assert.equal(await victim.getByLabel(/Lock the vault after/).inputValue(), '15')
     } finally {
       await context.close()
@@ -328,7 +338,7 @@ describe('the web UI of a real node in Chromium', { skip, timeout: 180_000 }, ()
         const wait = /Wait (\d+) seconds?/.exec(alert)
         if (wait !== null) waitSeconds = Number(wait[1])
         // Still the unlock page, still not signed in.
-        assert.equal(new URL(page.url()).pathname, '/unlock')
+        assert.equal(new URL(page.url()).pathname, `${root}/unlock`)
         assert.equal(await page.getByLabel('Passphrase', { exact: true }).count(), 1)
       }
       assert.deepEqual(seen.slice(0, 3), Array(3).fill('401 That passphrase is wrong.'))

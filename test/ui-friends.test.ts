@@ -20,43 +20,7 @@ import { RECOVERY_PROTOCOL } from '../node/recovery/custody.ts'
 import { newRequestKeyPair, releaseCode } from '../node/recovery/release.ts'
 import { backupToTarget, memoryBackupTarget } from '../node/backup/index.ts'
 import { backupFragment } from '../ui/views/backup.ts'
-
-interface Answer { status: number, location: string | null, body: string }
-
-/** A browser in miniature (as in ui-openpgp.test.ts) that keeps every page it was sent. */
-class UiClient {
-  cookie = ''
-  csrf = ''
-  readonly pages: string[] = []
-  constructor (readonly base: string) {}
-
-  private async answer (res: Response): Promise<Answer> {
-    const answer = { status: res.status, location: res.headers.get('location'), body: await res.text() }
-    this.pages.push(answer.body)
-    const token = /name="_csrf" value="([^"]+)"/.exec(answer.body)?.[1]
-    if (token !== undefined) this.csrf = token
-    return answer
-  }
-
-  async get (path: string, headers: Record<string, string> = {}): Promise<Answer> {
-    return await this.answer(await fetch(this.base + path, { headers: { cookie: this.cookie, ...headers }, redirect: 'manual' }))
-  }
-
-  async post (path: string, form: Record<string, string | string[]>, options: { headers?: Record<string, string>, csrf?: boolean } = {}): Promise<Answer> {
-    const body = new URLSearchParams()
-    for (const [k, v] of Object.entries({ ...(options.csrf !== false ? { _csrf: this.csrf } : {}), ...form })) for (const one of [v].flat()) body.append(k, one)
-    const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base, 'content-type': 'application/x-www-form-urlencoded', ...options.headers }, body: body.toString(), redirect: 'manual' })
-    const setCookie = res.headers.get('set-cookie')
-    if (setCookie !== null) this.cookie = setCookie.split(';')[0]!
-    return await this.answer(res)
-  }
-
-  async signIn (): Promise<void> {
-    await this.get('/unlock')
-    assert.equal((await this.post('/unlock', { method: 'passphrase', passphrase: TEST_PASSPHRASE })).status, 303)
-    await this.get('/friends') // the session's CSRF token
-  }
-}
+import { UiClient } from './harness/ui-client.ts'
 
 const unescape = (text: string): string => text.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, '\'').replace(/&#96;/g, '`').replace(/&amp;/g, '&')
 
@@ -106,10 +70,11 @@ describe('friends, backups and recovery in the web UI', { timeout: 300_000 }, ()
     for (let n = 0; n < 5; n++) await alice.node.store.add({ folder: 'Inbox', raw: message(n), from: 'carol@example.org', to: [alice.identity.address] })
     aliceUi = new UiClient(alice.node.ui!.url())
     bobUi = new UiClient(bob.node.ui!.url())
-    await aliceUi.signIn()
-    await bobUi.signIn()
     carolClient = new UiClient(carol.node.ui!.url())
-    await carolClient.signIn()
+    for (const client of [aliceUi, bobUi, carolClient]) {
+      assert.equal((await client.signIn()).status, 303)
+      await client.get('/friends') // the session's CSRF token
+    }
   })
 
   after(async () => {

@@ -8,46 +8,7 @@ import { startTestNode, testSettings, waitFor, type TestNode } from './harness/n
 import { TEST_PASSPHRASE } from './harness/vault.ts'
 import { SmtpConnection } from '../node/smtp-client/index.ts'
 import { generateOnionKey } from '../protocol/onion.ts'
-
-interface Answer { status: number, location: string | null, body: string, headers: Headers }
-
-/** A browser in miniature: one session cookie, the page's CSRF token, forms posted as browsers do. */
-class UiClient {
-  cookie = ''
-  csrf = ''
-  constructor (readonly base: string) {}
-
-  async get (path: string, headers: Record<string, string> = {}): Promise<Answer> {
-    const res = await fetch(this.base + path, { headers: { cookie: this.cookie, ...headers }, redirect: 'manual' })
-    const answer = { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
-    const token = /name="_csrf" value="([^"]+)"/.exec(answer.body)?.[1]
-    if (token !== undefined) this.csrf = token
-    return answer
-  }
-
-  async post (path: string, form: Record<string, string | string[]>): Promise<Answer> {
-    const body = new URLSearchParams()
-    for (const [k, v] of Object.entries({ _csrf: this.csrf, ...form })) for (const one of [v].flat()) body.append(k, one)
-    const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base, 'content-type': 'application/x-www-form-urlencoded' }, body: body.toString(), redirect: 'manual' })
-    const setCookie = res.headers.get('set-cookie')
-    if (setCookie !== null) this.cookie = setCookie.split(';')[0]!
-    return { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
-  }
-
-  async postMultipart (path: string, fields: Record<string, string>, files: Array<{ name: string, filename: string, type: string, content: Buffer }> = []): Promise<Answer> {
-    const form = new FormData()
-    form.append('_csrf', this.csrf)
-    for (const [k, v] of Object.entries(fields)) form.append(k, v)
-    for (const f of files) form.append(f.name, new Blob([new Uint8Array(f.content)], { type: f.type }), f.filename)
-    const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base }, body: form, redirect: 'manual' })
-    return { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
-  }
-
-  async signIn (passphrase = TEST_PASSPHRASE): Promise<Answer> {
-    await this.get('/unlock')
-    return await this.post('/unlock', { method: 'passphrase', passphrase })
-  }
-}
+import { UiClient } from './harness/ui-client.ts'
 
 function rows (page: string): string[] {
   return [...page.matchAll(/<tr class="(?:read|unread)">[\s\S]*?<\/tr>/g)].map(m => m[0])
@@ -271,18 +232,18 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     assert.equal(refused.status, 400)
     assert.match(refused.body, /longer than 1 MiB; send it as an attachment\./)
     assert.match(refused.body, /lllllEND<\/textarea>/, 'what was typed is still in the form')
-    assert.equal((await fetch(`${ui.base}/compose/alive`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf } })).status, 204)
+    assert.equal((await fetch(`${ui.base}/compose/alive`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.origin, 'x-csrf-token': ui.csrf } })).status, 204)
   })
 
   it('shows the route of each recipient while writing', async () => {
     await ui.get('/compose')
-    const res = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"Bob, the friend" <bob@${alice.identity.domain}>, someone@example.org`, cc: 'not an address', bcc: '' }).toString() })
+    const res = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.origin, 'x-csrf-token': ui.csrf, 'hx-request': 'true', 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"Bob, the friend" <bob@${alice.identity.domain}>, someone@example.org`, cc: 'not an address', bcc: '' }).toString() })
     const text = await res.text()
     assert.match(text, /class="route-onion"[^]*directly over Tor/)
     assert.match(text, /class="route-none"[^]*someone@example\.org[^]*no legacy relay is set/)
     assert.match(text, /class="route-invalid"[^]*not a usable address/)
     // Split exactly as sending splits: semicolons, and commas inside quoted names.
-    const tricky = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"a\\"b, c" <x@example.org>; y@example.net`, cc: '', bcc: '' }).toString() }).then(r => r.text())
+    const tricky = await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.origin, 'x-csrf-token': ui.csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ to: `"a\\"b, c" <x@example.org>; y@example.net`, cc: '', bcc: '' }).toString() }).then(r => r.text())
     assert.deepEqual([...tricky.matchAll(/<span class="onion">([^<]+)<\/span>/g)].map(m => m[1]), ['x@example.org', 'y@example.net'])
   })
 
@@ -326,7 +287,7 @@ describe('the web UI against a real node', { timeout: 300_000 }, () => {
     const settings = await ui.get('/settings')
     assert.match(settings.body, /id="relay-host" name="host" value="127\.0\.0\.1"/)
     assert.doesNotMatch(settings.body, /relay-secret/, 'the relay password never comes back to the page')
-    assert.match(alice.node.ui !== undefined ? (await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.base, 'x-csrf-token': ui.csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: 'to=someone%40example.org' }).then(r => r.text())) : '', /through the legacy relay 127\.0\.0\.1/)
+    assert.match(alice.node.ui !== undefined ? (await fetch(`${ui.base}/compose/routes`, { method: 'POST', headers: { cookie: ui.cookie, origin: ui.origin, 'x-csrf-token': ui.csrf, 'content-type': 'application/x-www-form-urlencoded' }, body: 'to=someone%40example.org' }).then(r => r.text())) : '', /through the legacy relay 127\.0\.0\.1/)
     // Saved again without a password: the old one is kept, not erased.
     await ui.post('/settings/relay', { ...form, password: '', action: 'save' })
     assert.equal((await alice.node.vault.getRecord('settings', 'relay'))!.toString().includes('relay-secret'), true)

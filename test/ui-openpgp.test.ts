@@ -19,48 +19,7 @@ import { pgpMimeKind, splitEntity } from '../protocol/pgp-mime.ts'
 import { generateOwnKey, minimalPublicKey } from '../node/openpgp/keys.ts'
 import { encryptMessage, signMessage } from '../node/openpgp/outgoing.ts'
 import { ENCRYPT_FLAG } from '../node/openpgp/index.ts'
-
-interface Answer { status: number, location: string | null, body: string, headers: Headers }
-
-/** A browser in miniature (as in ui-mailbox.test.ts) that also keeps every HTML page it was sent. */
-class UiClient {
-  cookie = ''
-  csrf = ''
-  readonly pages: string[] = []
-  constructor (readonly base: string) {}
-
-  private async answer (res: Response): Promise<Answer> {
-    const answer = { status: res.status, location: res.headers.get('location'), body: await res.text(), headers: res.headers }
-    if ((res.headers.get('content-type') ?? '').startsWith('text/html')) this.pages.push(answer.body)
-    const token = /name="_csrf" value="([^"]+)"/.exec(answer.body)?.[1]
-    if (token !== undefined) this.csrf = token
-    return answer
-  }
-
-  async get (path: string, headers: Record<string, string> = {}): Promise<Answer> {
-    return await this.answer(await fetch(this.base + path, { headers: { cookie: this.cookie, ...headers }, redirect: 'manual' }))
-  }
-
-  async post (path: string, form: Record<string, string>, headers: Record<string, string> = {}): Promise<Answer> {
-    const body = new URLSearchParams({ _csrf: this.csrf, ...form })
-    const res = await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base, 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: body.toString(), redirect: 'manual' })
-    const setCookie = res.headers.get('set-cookie')
-    if (setCookie !== null) this.cookie = setCookie.split(';')[0]!
-    return await this.answer(res)
-  }
-
-  async postMultipart (path: string, fields: Record<string, string>): Promise<Answer> {
-    const form = new FormData()
-    form.append('_csrf', this.csrf)
-    for (const [k, v] of Object.entries(fields)) form.append(k, v)
-    return await this.answer(await fetch(this.base + path, { method: 'POST', headers: { cookie: this.cookie, origin: this.base }, body: form, redirect: 'manual' }))
-  }
-
-  async signIn (): Promise<void> {
-    await this.get('/unlock')
-    assert.equal((await this.post('/unlock', { method: 'passphrase', passphrase: TEST_PASSPHRASE })).status, 303)
-  }
-}
+import { UiClient } from './harness/ui-client.ts'
 
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 const grouped = (fingerprint: string): string => fingerprint.replace(/(.{4})/g, '$1 ').trim()
@@ -122,7 +81,7 @@ describe('OpenPGP in the web UI', { timeout: 300_000 }, () => {
     ])
     await waitFor('both nodes\' OpenPGP keys', () => alice.node.openpgp.ready() && bob.node.openpgp.ready(), 20_000, 50)
     ui = new UiClient(alice.node.ui!.url())
-    await ui.signIn()
+    assert.equal((await ui.signIn()).status, 303)
     // Bob learns alice's key from her signed mail (Autocrypt), as he would from any of her messages.
     const hers = await alice.node.openpgp.prepareOutgoing(plainMessage(`Alice <${alice.identity.address}>`, bob.identity.address, 'Hi Bob', 'Hello.'), [bob.identity.address], 'sign')
     const atBob = await bob.node.store.add({ folder: 'Inbox', raw: hers.copies![0]!.raw, from: alice.identity.address, to: [bob.identity.address] })
@@ -255,11 +214,11 @@ describe('OpenPGP in the web UI', { timeout: 300_000 }, () => {
 
   it('shows each recipient\'s key while writing, and refuses to encrypt to someone without a key, keeping the draft', async () => {
     await ui.get('/compose')
-    const routes = await ui.post('/compose/routes', { to: `${bob.identity.address}, frank@example.org`, cc: '', bcc: '', encryptTouched: '0' }, { 'hx-request': 'true' })
+    const routes = await ui.post('/compose/routes', { to: `${bob.identity.address}, frank@example.org`, cc: '', bcc: '', encryptTouched: '0' }, { headers: { 'hx-request': 'true' } })
     assert.match(routes.body, /frank@example\.org<\/span>: [^<]*— <span class="key key-none">no key — look it up<\/span> <button type="button" hx-post="\/contacts\/lookup"/)
     assert.match(routes.body, /<span class="key key-ok">not encrypted: key pinned/, 'frank has no key, so the box is not ticked by itself')
     assert.match(routes.body, /id="encrypt-box" hx-swap-oob="true"><label class="inline-label"><input type="checkbox" id="encrypt" name="encrypt" value="1" aria-describedby/)
-    const toBob = await ui.post('/compose/routes', { to: bob.identity.address, cc: '', bcc: '', encryptTouched: '0' }, { 'hx-request': 'true' })
+    const toBob = await ui.post('/compose/routes', { to: bob.identity.address, cc: '', bcc: '', encryptTouched: '0' }, { headers: { 'hx-request': 'true' } })
     assert.match(toBob.body, /encrypted: key pinned/)
     assert.match(toBob.body, /id="encrypt" name="encrypt" value="1" checked/, 'bob has a key and wants encryption: ticked by itself')
     // An ordinary address whose signed mail named an onion mailbox goes there over Tor.
@@ -268,10 +227,10 @@ describe('OpenPGP in the web UI', { timeout: 300_000 }, () => {
     const ivanOnion = `ivan@${generateOnionKey().address}.onion`
     const ivanAutocrypt = `Autocrypt: ${formatAutocryptHeader({ addr: 'ivan@example.net', preferEncrypt: 'mutual', keydata: Buffer.from(await minimalPublicKey(ivanKey, 'ivan@example.net')) })}`
     await deliver(await signMessage(plainMessage('ivan@example.net', alice.identity.address, 'My route', 'Write to my node.', [ivanAutocrypt]), { signingKey: ivanKey, protectedExtra: [`SMTorP-Route: ${ivanOnion}`] }), 'ivan@example.net')
-    const toIvan = await ui.post('/compose/routes', { to: 'ivan@example.net', cc: '', bcc: '', encryptTouched: '0' }, { 'hx-request': 'true' })
+    const toIvan = await ui.post('/compose/routes', { to: 'ivan@example.net', cc: '', bcc: '', encryptTouched: '0' }, { headers: { 'hx-request': 'true' } })
     assert.match(toIvan.body, new RegExp(`class="route-onion"><span class="onion">ivan@example\\.net</span>: directly over Tor \\(learned route: their signed mail named ${escape(ivanOnion)}\\) — <span class="key key-ok">encrypted: key pinned`))
     // The owner's own choice is kept: no out-of-band box once touched.
-    const touched = await ui.post('/compose/routes', { to: bob.identity.address, cc: '', bcc: '', encryptTouched: '1' }, { 'hx-request': 'true' })
+    const touched = await ui.post('/compose/routes', { to: bob.identity.address, cc: '', bcc: '', encryptTouched: '1' }, { headers: { 'hx-request': 'true' } })
     assert.doesNotMatch(touched.body, /id="encrypt-box"/)
     assert.match(touched.body, /not encrypted: key pinned/)
 
@@ -305,16 +264,16 @@ describe('OpenPGP in the web UI', { timeout: 300_000 }, () => {
     probe.socket.destroy()
 
     await ui.get('/compose')
-    const found = await ui.post('/contacts/lookup', { address: grace.address }, { 'hx-request': 'true' })
+    const found = await ui.post('/contacts/lookup', { address: grace.address }, { headers: { 'hx-request': 'true' } })
     assert.equal(found.status, 200)
     assert.match(found.body, new RegExp(`<span class="fingerprint">${grouped(grace.pub.getFingerprint().toUpperCase())}</span>`))
     assert.match(found.body, /&lt;grace@example\.org&gt;/)
     assert.equal(alice.node.openpgp.peer(grace.address), undefined, 'found is not accepted')
-    const accepted = await ui.post('/contacts/accept-found', { address: grace.address, fingerprint: grace.pub.getFingerprint().toUpperCase() }, { 'hx-request': 'true' })
+    const accepted = await ui.post('/contacts/accept-found', { address: grace.address, fingerprint: grace.pub.getFingerprint().toUpperCase() }, { headers: { 'hx-request': 'true' } })
     assert.equal(accepted.status, 200)
     assert.equal(accepted.headers.get('hx-trigger-after-settle'), 'keys-changed')
     assert.equal(alice.node.openpgp.peer(grace.address)?.pinned?.fingerprint, grace.pub.getFingerprint().toUpperCase())
-    const routes = await ui.post('/compose/routes', { to: grace.address, cc: '', bcc: '', encryptTouched: '1', encrypt: '1' }, { 'hx-request': 'true' })
+    const routes = await ui.post('/compose/routes', { to: grace.address, cc: '', bcc: '', encryptTouched: '1', encrypt: '1' }, { headers: { 'hx-request': 'true' } })
     assert.match(routes.body, /encrypted: key pinned/)
     // A fingerprint that no lookup showed is not accepted.
     assert.equal((await ui.post('/contacts/accept-found', { address: 'heidi@example.org', fingerprint: 'A'.repeat(40) })).status, 400)

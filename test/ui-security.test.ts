@@ -48,7 +48,7 @@ async function request (base: string, path: string, init: { method?: string, coo
 }
 
 /** A GET with headers fetch would not let a caller set (Host, Sec-Fetch-*). */
-async function rawGet (port: string, host: string, path = '/unlock', headers: Record<string, string> = {}): Promise<{ status: number }> {
+async function rawGet (port: string, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number }> {
   return await new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port: Number(port), path, headers: { host, ...headers } }, res => { res.resume(); resolve({ status: res.statusCode ?? 0 }) })
     req.on('error', reject)
@@ -70,12 +70,15 @@ describe('web UI security', () => {
   let node: ReturnType<typeof standInNode>
   let ui: UiServer
   let base: string
+  /** The secret path every page is under, /s/<key>. */
+  let root: string
 
   before(async () => {
     node = standInNode()
     ui = uiServer({ host: '127.0.0.1', port: 0, unlockAttemptsPerMinute: 50 }, { node, logger: pino({ level: 'silent' }) })
     await ui.start()
     base = ui.url()
+    root = new URL(base).pathname
   })
   after(async () => { await ui.stop() })
 
@@ -86,7 +89,7 @@ describe('web UI security', () => {
     assert.doesNotThrow(() => uiServer({ host: '0.0.0.0', port: 0, allowNonLoopback: true }, { node, logger: pino({ level: 'silent' }) }))
     assert.doesNotThrow(() => uiServer({ host: '127.0.0.1', port: 0 }, { node, logger: pino({ level: 'silent' }) }))
     assert.doesNotThrow(() => uiServer({ host: '::1', port: 0 }, { node, logger: pino({ level: 'silent' }) }))
-    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+$/)
+    assert.match(base, /^http:\/\/127\.0\.0\.1:\d+\/s\/[\w-]{22}$/)
   })
 
   it('says so plainly when its port is taken', async () => {
@@ -114,11 +117,11 @@ describe('web UI security', () => {
   it('answers only to its loopback names, so a rebound DNS name cannot reach it', async () => {
     const port = new URL(base).port
     for (const host of [`127.0.0.1:${port}`, `localhost:${port}`]) {
-      const res = await rawGet(port, host)
+      const res = await rawGet(port, host, `${root}/unlock`)
       assert.equal(res.status, 200, host)
     }
     for (const host of [`evil.example:${port}`, `127.0.0.1.evil.example:${port}`, 'localhost', `localhost:${Number(port) + 1}`]) {
-      const res = await rawGet(port, host)
+      const res = await rawGet(port, host, `${root}/unlock`)
       assert.equal(res.status, 421, host)
     }
   })
@@ -126,11 +129,11 @@ describe('web UI security', () => {
   it('refuses other sites\' pages loading the UI as images or fetches, but lets them link to it', async () => {
     const port = new URL(base).port
     const host = `127.0.0.1:${port}`
-    const asImage = await rawGet(port, host, '/mail/Inbox', { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })
+    const asImage = await rawGet(port, host, `${root}/mail/Inbox`, { 'sec-fetch-site': 'same-site', 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' })
     assert.equal(asImage.status, 403)
-    const asFetch = await rawGet(port, host, '/live/dashboard', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
+    const asFetch = await rawGet(port, host, `${root}/live/dashboard`, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'cors' })
     assert.equal(asFetch.status, 403)
-    const link = await rawGet(port, host, '/mail/Inbox', { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' })
+    const link = await rawGet(port, host, `${root}/mail/Inbox`, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'navigate' })
     assert.equal(link.status, 303, 'a link from elsewhere leads to the unlock page')
   })
 
@@ -145,12 +148,12 @@ describe('web UI security', () => {
   it('refuses requests without a session: pages redirect to unlock, actions get 401', async () => {
     const page = await request(base, '/mail/Inbox')
     assert.equal(page.status, 303)
-    assert.equal(page.headers.get('location'), '/unlock')
+    assert.equal(page.headers.get('location'), `${root}/unlock`)
     const action = await request(base, '/lock', { method: 'POST', form: {} })
     assert.equal(action.status, 401)
     const htmx = await request(base, '/live/dashboard', { headers: { 'hx-request': 'true' } })
     assert.equal(htmx.status, 401)
-    assert.equal(htmx.headers.get('hx-redirect'), '/unlock')
+    assert.equal(htmx.headers.get('hx-redirect'), `${root}/unlock`)
   })
 
   it('shows a wrong passphrase as an error, and slows repeated ones', async () => {
@@ -197,7 +200,7 @@ describe('web UI security', () => {
     const opaque = await request(base, '/lock', { method: 'POST', cookie, form: { _csrf: csrf }, headers: { origin: 'null' } })
     assert.equal(opaque.status, 403, 'an opaque origin (sandboxed frame) is refused too')
     assert.equal(node.state, 'unlocked', 'none of them locked the vault')
-    const viaHeader = await request(base, '/lock', { method: 'POST', cookie, form: {}, headers: { 'x-csrf-token': csrf, origin: base } })
+    const viaHeader = await request(base, '/lock', { method: 'POST', cookie, form: {}, headers: { 'x-csrf-token': csrf, origin: new URL(base).origin } })
     assert.equal(viaHeader.status, 303)
     assert.equal(node.state, 'locked')
   })
@@ -219,7 +222,66 @@ describe('web UI security', () => {
     assert.match(cookie, /HttpOnly/)
     assert.match(cookie, /SameSite=Strict/)
     const page = await request(base, '/mail/Inbox', { cookie: cookie.split(';')[0]! })
-    assert.match(page.body, /<form method="post" action="\/search"/)
+    assert.ok(page.body.includes(`<form method="post" action="${root}/search"`))
+  })
+
+  // Browsers send a cookie of 127.0.0.1 to every port of it: a server of another local user,
+  // opened in the same browser, would receive the session cookie unless its Path confines it.
+  it('serves every page under a secret path, scopes the session cookie to it, and says nothing of it elsewhere', async () => {
+    const origin = new URL(base).origin
+    node.state = 'locked'
+    const unlocked = await request(base, '/unlock', { method: 'POST', form: { method: 'passphrase', passphrase: PASSPHRASE } })
+    const setCookie = unlocked.headers.get('set-cookie') ?? ''
+    assert.match(setCookie, new RegExp(`; Path=${root};`), 'the cookie is sent back only under the secret path')
+    assert.equal(unlocked.headers.get('location'), `${root}/mail/Inbox`)
+    const cookie = setCookie.split(';')[0]!
+
+    // Each of the UI's own links in a page stays under the secret path.
+    const page = await request(base, '/mail/Inbox', { cookie })
+    const links = [...page.body.matchAll(/\s(?:href|src|action|hx-get|hx-post)="([^"#][^"]*)"/g)].map(m => m[1]!)
+    assert.ok(links.length > 10, `the mailbox has links (${links.length})`)
+    for (const link of links) assert.ok(link.startsWith(`${root}/`), `a link outside the secret path: ${link}`)
+    assert.equal((await request(base, '/', { cookie })).headers.get('location'), `${root}/mail/Inbox`)
+    assert.equal((await request(origin, root, { cookie })).headers.get('location'), `${root}/mail/Inbox`, 'the secret path without its slash')
+    assert.equal((await request(base, '/static/app.css')).status, 200, 'the statics are there too')
+
+    // Outside it, with the cookie or without, every path is a 404 that does not give it away.
+    const wrongKey = `/s/${'A'.repeat(22)}`
+    for (const path of ['/', '/unlock', '/mail/Inbox', '/static/htmx.min.js', '/favicon.ico', `${wrongKey}/unlock`, `${root}x/unlock`, `/x${root}/unlock`]) {
+      for (const headers of [{}, { cookie }]) {
+        const outside = await request(origin, path, headers)
+        assert.equal(outside.status, 404, path)
+        assert.ok(!outside.body.includes(root.slice(3)) && !JSON.stringify([...outside.headers]).includes(root.slice(3)), `${path}: the answer names the secret path`)
+      }
+    }
+    const posted = await request(origin, '/lock', { method: 'POST', cookie, form: {} })
+    assert.equal(posted.status, 404)
+    assert.equal(node.state, 'unlocked')
+    // A rebound DNS name is refused before anything, without the path.
+    const port = new URL(base).port
+    const rebound = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: Number(port), path: '/', headers: { host: `evil.example:${port}` } }, res => {
+        let text = ''
+        res.setEncoding('utf8').on('data', (d: string) => { text += d }).on('end', () => resolve(`${res.statusCode} ${text}`))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    assert.match(rebound, /^421 /)
+    assert.ok(!rebound.includes(root.slice(3)))
+  })
+
+  it('keeps the path key it is given, and refuses a short one', async () => {
+    const key = 'k'.repeat(22)
+    const given = uiServer({ host: '127.0.0.1', port: 0, pathKey: key }, { node, logger: pino({ level: 'silent' }) })
+    await given.start()
+    try {
+      assert.equal(new URL(given.url()).pathname, `/s/${key}`)
+      assert.equal((await request(given.url(), '/unlock')).status, 200)
+    } finally {
+      await given.stop()
+    }
+    assert.throws(() => uiServer({ host: '127.0.0.1', port: 0, pathKey: 'short' }, { node, logger: pino({ level: 'silent' }) }), UiConfigError)
   })
 
   it('locks the vault after the configured idle time, and polling does not count as use', async () => {

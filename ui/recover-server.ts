@@ -57,7 +57,7 @@ export function recoverServer (init: { port: number }, components: { recovery: U
       }
       if (path.startsWith(base) && sameToken(cookieValue(request.headers.cookie, ACCESS_COOKIE), accessKey)) return
       return await reply.code(401).type('text/html; charset=utf-8')
-        .send(errorPage('Open the address from the terminal', 'This page opens only at the address that "smtorp recover --ui" printed in its terminal, which carries a key.').value)
+        .send(errorPage('Open the address from the terminal', 'This page opens only at the address that "smtorp recover --ui" printed in its terminal, which carries a key.', { back: false }).value)
     })
     fastify.addHook('preHandler', async (request, reply) => {
       if (request.method !== 'POST') return
@@ -65,13 +65,13 @@ export function recoverServer (init: { port: number }, components: { recovery: U
       const given = (request.headers['x-csrf-token'] as string | undefined) ?? (typeof body?._csrf === 'string' ? body._csrf : undefined)
       if (!sameToken(given, csrfToken)) {
         log.warn('A request without a valid CSRF token was refused.')
-        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.').value)
+        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.', { back: base }).value)
       }
     })
     fastify.setErrorHandler(async (err: Error & { statusCode?: number }, _request, reply) => {
       const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
       if (status === 500) log.error({ err: err.message, name: err.name }, 'A recovery page request failed.')
-      return await reply.code(status).type('text/html; charset=utf-8').send(errorPage(status === 500 ? 'Something went wrong' : 'That did not work', err.message).value)
+      return await reply.code(status).type('text/html; charset=utf-8').send(errorPage(status === 500 ? 'Something went wrong' : 'That did not work', err.message, { back: base }).value)
     })
 
     fastify.get(base, async (_request, reply) => send(reply, recoverPage(recovery.progress(), values, csrfToken, base)))

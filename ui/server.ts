@@ -2,10 +2,19 @@
 // for partial updates. A view returns the whole page, or only its fragment for an htmx request
 // (HX-Request header). The UI talks to the node only through UiNode (ui/node-api.ts).
 //
+// Every page is under a secret path, /s/<path key>/ (the node keeps the key in its data
+// directory, so the address can be bookmarked). Routes and views are written as if the UI were
+// at the root (/mail/Inbox): rewriteUrl takes the secret path off each request, and an onSend
+// hook puts it in front of the UI's own links (href, src, action, hx-get, hx-post, in the
+// HTML the views render, where no text from mail can make an attribute) and redirects.
+// Anything outside the secret path is answered 404.
+//
 // Its own security (threat-model.md, "The web UI"):
 // - it listens on 127.0.0.1 unless the config explicitly allows another address;
 // - a session is a random token in an HttpOnly, SameSite=Strict cookie, made only by entering
-//   the passphrase (or recovery code); locking the vault ends every session;
+//   the passphrase (or recovery code); locking the vault ends every session. The cookie's Path
+//   is the secret path: browsers send cookies of 127.0.0.1 to every port, and a server of
+//   another local user, opened in the same browser, must not receive it;
 // - every state-changing request (POST) carries the session's CSRF token;
 // - page-guards.ts: the Content-Security-Policy and helmet's other headers, loopback Host
 //   names only, the Origin of posts, fetch metadata, no caching;
@@ -16,6 +25,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import formbody from '@fastify/formbody'
 import multipart from '@fastify/multipart'
 import rateLimit from '@fastify/rate-limit'
+import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import type { UiNode } from './node-api.ts'
@@ -45,6 +55,11 @@ export interface UiInit {
   maxUploadBytes?: number
   /** How often auto-lock looks at the idle time (default 15 s; tests shorten it). */
   autoLockCheckMs?: number
+  /**
+   * The secret path segment every page is under (/s/<pathKey>/): base64url, at least 22
+   * characters (128 bits). The node keeps one in its data directory; default: a new one per start.
+   */
+  pathKey?: string
 }
 
 export interface UiComponents {
@@ -59,7 +74,7 @@ export class UiConfigError extends Error {
 export interface UiServer {
   start (): Promise<void>
   stop (): Promise<void>
-  /** http://host:port */
+  /** Where the owner opens the UI: http://host:port/s/<path key> (no trailing slash; add a path). */
   url (): string
   /** Sign everyone out (the vault was locked elsewhere). */
   endSessions (): void
@@ -70,6 +85,8 @@ export interface RouteContext {
   node: UiNode
   sessions: Sessions
   logger: Logger
+  /** The secret path the UI is under, /s/<path key>: the session cookie's Path. */
+  root: string
   /** Send a page: the whole document, or just `fragment` for an htmx request. */
   send (request: FastifyRequest, reply: FastifyReply, page: { title: string, body: Html, fragment?: Html, nav?: string }): FastifyReply
   session (request: FastifyRequest): Session
@@ -95,6 +112,9 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
   if (!isLoopback(init.host) && init.allowNonLoopback !== true) {
     throw new UiConfigError(`config: ui.host is ${init.host}, which is not a loopback address. The web UI opens your mail to whoever can reach it, so it listens on 127.0.0.1 only, unless you also set ui.allowNonLoopback: true (for a container whose port is published on the host's loopback, say).`)
   }
+  const pathKey = init.pathKey ?? randomBytes(16).toString('base64url')
+  if (!PATH_KEY.test(pathKey)) throw new UiConfigError('The web UI\'s path key must be at least 22 base64url characters.')
+  const root = `/s/${pathKey}`
   const { node } = components
   const log = components.logger.child({ component: 'ui' })
   const sessions = new Sessions()
@@ -110,6 +130,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
     node,
     sessions,
     logger: log,
+    root,
     maxUploadBytes,
     send (request, reply, page) {
       const partial = request.headers['hx-request'] === 'true' && request.headers['hx-boosted'] !== 'true' && page.fragment !== undefined
@@ -152,8 +173,25 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
 
   async function build (): Promise<FastifyInstance> {
     // No request logging: URLs and bodies stay out of the logs. Errors are logged by hand.
-    const fastify = Fastify({ logger: false, bodyLimit: maxUploadBytes, trustProxy: false })
+    const fastify = Fastify({ logger: false, bodyLimit: maxUploadBytes, trustProxy: false, rewriteUrl: request => withoutRoot(root, request.url ?? '/') })
     await registerPageGuards(fastify, { log, hosts: () => loopbackHosts, origin: () => origin, open: path => PUBLIC_PATHS.has(path) })
+    // Outside the secret path there is nothing, and nothing says where it is.
+    fastify.addHook('onRequest', async (request, reply) => {
+      if (withoutRoot(root, request.originalUrl) === request.originalUrl) {
+        return await reply.code(404).type('text/html; charset=utf-8').send(notHere().value)
+      }
+    })
+    // Only answers to requests under the secret path carry it: the 404 above and the guards'
+    // refusals of requests from elsewhere (another host name, say) must not reveal it.
+    fastify.addHook('onSend', async (request, reply, payload) => {
+      if (withoutRoot(root, request.originalUrl) === request.originalUrl) return payload
+      for (const header of ['location', 'hx-redirect']) {
+        const to = reply.getHeader(header)
+        if (typeof to === 'string' && /^\/(?!\/)/.test(to)) reply.header(header, root + to)
+      }
+      if (typeof payload === 'string' && String(reply.getHeader('content-type')).startsWith('text/html')) return linksUnder(root, payload)
+      return payload
+    })
     await fastify.register(formbody, { bodyLimit: 1024 * 1024 })
     // Compose forms are small enough to hold in memory (bounded by maxUploadBytes); their
     // fields, files included, land in request.body before the CSRF check runs.
@@ -181,7 +219,7 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
       const site = request.headers['sec-fetch-site']
       if (request.smtorpSession === undefined) {
         if (request.method !== 'GET') {
-          return await reply.code(401).header('Set-Cookie', clearedSessionCookie()).type('text/html; charset=utf-8').send(errorPage('Not signed in', 'Unlock first: this request has no session.').value)
+          return await reply.code(401).header('Set-Cookie', clearedSessionCookie(root)).type('text/html; charset=utf-8').send(errorPage('Not signed in', 'Unlock first: this request has no session.').value)
         }
         if (request.headers['hx-request'] === 'true') return await reply.code(401).header('HX-Redirect', '/unlock').send()
         return await reply.redirect('/unlock', 303)
@@ -245,14 +283,40 @@ export function uiServer (init: UiInit, components: UiComponents): UiServer {
       refreshAutoLock()
       autoLockTimer = setInterval(() => { autoLockCheck().catch((err: unknown) => { log.error({ err: (err as Error).message }, 'Auto-lock failed.') }) }, init.autoLockCheckMs ?? 15_000)
       autoLockTimer.unref()
-      log.info({ url: origin }, 'The web UI is listening.')
+      log.info({ url: origin }, 'The web UI is listening (under its secret path, not logged).')
     },
     async stop () {
       clearInterval(autoLockTimer)
       sessions.clear()
       await app?.close()
     },
-    url: () => origin,
+    url: () => origin + root,
     endSessions: () => { sessions.clear() }
   }
+}
+
+const PATH_KEY = /^[A-Za-z0-9_-]{22,}$/
+
+/**
+ * The request's URL without the secret path (`/s/K/mail/Inbox` → `/mail/Inbox`, `/s/K` → `/`),
+ * or unchanged when it is not under it.
+ */
+function withoutRoot (root: string, url: string): string {
+  if (!url.startsWith(root)) return url
+  const rest = url.slice(root.length)
+  if (rest === '' || rest.startsWith('?')) return `/${rest}`
+  return rest.startsWith('/') ? rest : url
+}
+
+/**
+ * The UI's own links in a page put under the secret path: attributes the views write with a
+ * path from the UI's root. Text from mail and from the owner is escaped by html.ts (a quote
+ * becomes &quot;), so it cannot form one of these attributes.
+ */
+function linksUnder (root: string, page: string): string {
+  return page.replace(/(\s(?:href|src|action|hx-get|hx-post)=")\/(?!\/)/g, `$1${root}/`)
+}
+
+function notHere (): Html {
+  return errorPage('Not here', 'There is no page at this address. The web UI is at the address smtorp printed when it started ("smtorp status" prints it again).', { back: false })
 }

@@ -68,15 +68,18 @@ export function cookieValue (header: string | undefined, name: string): string |
 }
 
 /**
- * The Set-Cookie value for a session. No `Secure`: the UI is plain HTTP on loopback (a browser
- * would drop a Secure cookie from http://127.0.0.1 in some versions); HttpOnly keeps it from
- * scripts, SameSite=Strict from cross-site requests, and the CSRF token covers same-site ones
- * (another port on 127.0.0.1 is the same site).
+ * The Set-Cookie value for a session, sent back only under `path` (the UI's secret path,
+ * server.ts): browsers send a cookie of 127.0.0.1 to every port of it, so a page served by
+ * another local user on another port gets the cookie only if it is asked for under that path,
+ * which it does not know. No `Secure`: the UI is plain HTTP on loopback (a browser would drop
+ * a Secure cookie from http://127.0.0.1 in some versions); HttpOnly keeps it from scripts,
+ * SameSite=Strict from cross-site requests, and the CSRF token covers same-site ones (another
+ * port on 127.0.0.1 is the same site).
  */
-export function sessionCookie (id: string): string {
-  return `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict`
+export function sessionCookie (id: string, path: string): string {
+  return `${SESSION_COOKIE}=${id}; Path=${path}; HttpOnly; SameSite=Strict`
 }
 
-export function clearedSessionCookie (): string {
-  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`
+export function clearedSessionCookie (path: string): string {
+  return `${SESSION_COOKIE}=; Path=${path}; HttpOnly; SameSite=Strict; Max-Age=0`
 }

@@ -57,7 +57,7 @@ usage: smtorp <command> [--data DIR] [options]
                               new, empty data directory; asks for the passphrase. Then
                               "smtorp start --data NEWDIR". --imap-insecure: no TLS at all
                               (only for a server on this machine)
-  status                      what the node is doing: tor, onion, queue, last backup
+  status                      what the node is doing: tor, onion, web UI address, queue, last backup
   queue                       messages waiting for delivery, per recipient
   retry                       try every waiting recipient now
 
@@ -307,7 +307,7 @@ async function start (dataDir: string, unlock: UnlockSecret | undefined): Promis
     if (passphrase !== '') unlock = { passphrase }
   }
   await node.start(unlock !== undefined ? { unlock } : {})
-  process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n${node.ui !== undefined ? `  web UI ${node.ui.url()}\n` : ''}  vault ${node.vault.state()}${node.vault.state() === 'locked' ? ': mail arrives; run "smtorp unlock" to read and send' : ''}\n`)
+  process.stdout.write(`smtorp is running: ${node.identity.address}\n  submission port 127.0.0.1:${node.submissionPort()}\n${node.ui !== undefined ? `  web UI ${node.ui.url()}/\n` : ''}  vault ${node.vault.state()}${node.vault.state() === 'locked' ? ': mail arrives; run "smtorp unlock" to read and send' : ''}\n`)
 }
 
 async function restore (dataDir: string, imap: { host: string, port: number, security: 'tls' | 'starttls' | 'plain', user: string, pass: string, folder: string, proxy?: string }, passphrase: string, json: boolean): Promise<void> {
@@ -405,6 +405,7 @@ function formatStatus (s: NodeStatus): string {
     `onion       ${onion === undefined ? 'not published' : onion.descriptorUploaded ? 'published' : 'publishing (descriptor not uploaded yet)'}`,
     ...(s.tor.lastError !== undefined ? [`tor error   ${s.tor.lastError}`] : []),
     `submission  127.0.0.1:${s.submissionPort}`,
+    ...(s.webUi !== undefined ? [`web UI      ${s.webUi}`] : []),
     `connections ${s.connections.open} open, ${s.connections.opened} opened since start`,
     `queue       ${s.queue.length === 0 ? 'empty' : `${s.queue.length} message(s) waiting`}`,
     ...(s.backup !== undefined

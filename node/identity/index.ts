@@ -6,6 +6,7 @@
 //     config.yaml               settings (node/config/config.example.yaml, with the user filled in)
 //     identity/onion.seed       32 bytes, the Ed25519 private key (RFC 8032 seed), mode 0600
 //     submission.secret         the submission password, one line, mode 0600
+//     web-ui.key                the secret path of the web UI (/s/<key>/), one line, mode 0600
 import { mkdir, readFile, writeFile, open, rename, stat, readdir } from 'node:fs/promises'
 import { join, dirname } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -72,6 +73,26 @@ export async function createIdentity (dataDir: string, user: string, options: In
   for (const [path, value] of options.settings ?? []) config.setIn(path, value)
   await writeFileDurably(join(dataDir, CONFIG_FILE), config.toString(), 0o600)
   return identityFrom(key, user, password)
+}
+
+const UI_KEY_FILE = 'web-ui.key'
+
+/**
+ * The secret path segment of the web UI (ui/server.ts): 16 random bytes, base64url, made on
+ * first use and kept so that the owner's bookmark keeps working across restarts.
+ */
+export async function webUiPathKey (dataDir: string): Promise<string> {
+  const path = join(dataDir, UI_KEY_FILE)
+  try {
+    const key = (await readFile(path, 'utf8')).trim()
+    if (/^[A-Za-z0-9_-]{22,}$/.test(key)) return key
+    throw new IdentityError(`${path} does not hold a web UI key (22 or more base64url characters); remove it and a new one is made`)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const key = randomBytes(16).toString('base64url')
+  await writeFileDurably(path, `${key}\n`)
+  return key
 }
 
 function identityFrom (key: OnionKey, user: string, password: string): Identity {

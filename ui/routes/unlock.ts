@@ -47,13 +47,13 @@ export function unlockRoutes (fastify: FastifyInstance, context: RouteContext, o
     const session = context.sessions.create()
     context.touched()
     context.logger.info('Signed in to the web UI.')
-    return reply.header('Set-Cookie', sessionCookie(session.id)).redirect('/mail/Inbox', 303)
+    return reply.header('Set-Cookie', sessionCookie(session.id, context.root)).redirect('/mail/Inbox', 303)
   })
 
   fastify.post('/lock', async (_request, reply) => {
     context.sessions.clear()
     await node.lock()
     context.logger.info('The vault was locked from the web UI.')
-    return reply.header('Set-Cookie', clearedSessionCookie()).redirect('/unlock', 303)
+    return reply.header('Set-Cookie', clearedSessionCookie(context.root)).redirect('/unlock', 303)
   })
 }

@@ -54,8 +54,10 @@ ${page.body}
 `
 }
 
-export function errorPage (title: string, message: string): Html {
-  return layout({ title, body: html`<h1>${title}</h1><p role="alert">${message}</p><p><a href="/">Back</a></p>` })
+/** `back`: where the "Back" link goes (default: the start page, "/"); false: no link. */
+export function errorPage (title: string, message: string, options: { back?: string | false } = {}): Html {
+  const back = options.back ?? '/'
+  return layout({ title, body: html`<h1>${title}</h1><p role="alert">${message}</p>${back === false ? '' : html`<p><a href="${back}">Back</a></p>`}` })
 }
 
 /** A notice at the top of a view: what just happened, in words. */
