@@ -19,7 +19,7 @@ import { FOLDERS } from '../node/store/mail-store.ts'
 import { BackupScheduler, rememberInVault, type LastBackup } from '../node/backup/scheduler.ts'
 import { configFromObject, ConfigError } from '../node/config/index.ts'
 import { silentLogger } from '../node/log/index.ts'
-import type { BackupReport } from '../node/backup/index.ts'
+import { TargetRefusedError, TargetUnavailableError, type BackupReport } from '../node/backup/index.ts'
 
 const run = promisify(execFile)
 const CLI = join(import.meta.dirname, '..', 'node', 'cli', 'main.ts')
@@ -209,6 +209,54 @@ describe('the backup scheduler', () => {
     assert.deepEqual([(await failed).ok, (await failed).error], [false, 'The server is gone.'])
     assert.equal(scheduler.last()?.ok, false)
     await scheduler.stop()
+  })
+
+  it('tries a backup that failed for a passing reason again by itself, sooner than the period and backing off; a refusal waits', async () => {
+    const runs: number[] = []
+    let outcome: 'unreachable' | 'refused' | 'ok' = 'unreachable'
+    const scheduler = new BackupScheduler({ everyMinutes: 60, afterNewMailMs: 0, description: 'test', retryFirstMs: 40 }, {
+      logger: silentLogger(),
+      ready: () => true,
+      run: async () => {
+        runs.push(Date.now())
+        if (outcome === 'unreachable') throw new TargetUnavailableError('the IMAP server at h:143 cannot be reached (GREETING_TIMEOUT); the backup will try again later')
+        if (outcome === 'refused') throw new TargetRefusedError('the IMAP server at h:143 refused the login of u')
+        return report
+      }
+    })
+    scheduler.start()
+    try {
+      const first = await scheduler.backupNow()
+      assert.equal(first.ok, false)
+      assert.ok(first.retryAt !== undefined && Date.parse(first.retryAt) - Date.parse(first.finishedAt) < 1000, `retried soon: ${first.retryAt}`)
+      await waitFor('two retries', () => runs.length >= 3 || undefined, 5_000, 5)
+      // 40 ms, then 80 ms: each wait twice the one before.
+      const waits = [runs[1]! - runs[0]!, runs[2]! - runs[1]!]
+      assert.ok(waits[0]! >= 35 && waits[1]! >= 75 && waits[1]! > waits[0]!, `backing off: ${waits.join(', ')} ms`)
+      outcome = 'ok'
+      await waitFor('the retry that works', () => scheduler.last()?.ok === true || undefined, 5_000, 5)
+      const afterSuccess = runs.length
+      await new Promise(resolve => setTimeout(resolve, 400))
+      assert.equal(runs.length, afterSuccess, 'no more retries once it worked')
+
+      // A refusal is not retried: nothing changes until the owner corrects the settings.
+      outcome = 'refused'
+      const refused = await scheduler.backupNow()
+      assert.equal(refused.ok, false)
+      assert.equal(refused.retryAt, undefined)
+      await new Promise(resolve => setTimeout(resolve, 200))
+      assert.equal(runs.length, afterSuccess + 1)
+
+      // And a retry still pending when the node stops never runs.
+      outcome = 'unreachable'
+      await scheduler.backupNow()
+      const atStop = runs.length
+      await scheduler.stop()
+      await new Promise(resolve => setTimeout(resolve, 200))
+      assert.equal(runs.length, atStop)
+    } finally {
+      await scheduler.stop()
+    }
   })
 
   it('remembers the last successful backup across a restart, in a vault record, and not a failed one', async () => {

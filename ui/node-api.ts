@@ -318,6 +318,8 @@ export interface BackupRun {
   uploadedBytes?: number
   /** Why it failed, in words. */
   error?: string
+  /** When the node tries a failed backup again by itself (ms since the epoch). */
+  retryAt?: number
 }
 
 export interface BackupTargetState {

@@ -1,9 +1,13 @@
-// When the node backs itself up onto its IMAP account (spec/backup.md): after the first
-// unlock, then every `everyMinutes`, a little after new mail (debounced, so a burst of mail
-// makes one backup), and when the owner asks ("smtorp backup"). One run at a time: a request
-// during a run waits for that run and gets its result, and a new-mail request during a run
-// schedules another one after it. A failed run is logged and kept for status; it never
-// reaches mail handling.
+// When the node backs itself up onto its IMAP account or its friends (spec/backup.md): after
+// the first unlock, then every `everyMinutes`, a little after new mail (debounced, so a burst
+// of mail makes one backup), and when the owner asks ("smtorp backup"). One run at a time: a
+// request during a run waits for that run and gets its result, and a new-mail request during
+// a run schedules another one after it. A failed run is logged and kept for status; it never
+// reaches mail handling. A run that failed for a reason that may pass (the target could not
+// be reached: TargetUnavailableError) is tried again after 1 minute, then 2, 4, … up to the
+// period (or an hour when there is none), so that mail is not left without a backup for a
+// whole period because of one dropped connection. A refusal (a wrong password) waits for the
+// next period: trying again changes nothing until the owner does.
 import type { Logger } from '../log/index.ts'
 import type { BackupReport } from './mailbox-backup.ts'
 
@@ -14,6 +18,8 @@ export interface BackupSchedulerInit {
   afterNewMailMs: number
   /** What the node's backup target is, for the log and status (no secrets). */
   description: string
+  /** The first retry after a failure that may pass, ms (default 60 s; doubles each time). */
+  retryFirstMs?: number
 }
 
 export interface BackupSchedulerComponents {
@@ -38,6 +44,8 @@ export interface LastBackup {
   report?: BackupReport
   /** Why the run failed, as a sentence. */
   error?: string
+  /** When a failed run is tried again by itself (ISO 8601); absent: at the next period or new mail. */
+  retryAt?: string
 }
 
 export class BackupScheduler {
@@ -49,6 +57,9 @@ export class BackupScheduler {
   private progressNow: { done: number, total: number } | undefined
   private interval: NodeJS.Timeout | undefined
   private debounce: NodeJS.Timeout | undefined
+  private retry: NodeJS.Timeout | undefined
+  /** Runs in a row that failed for a reason that may pass. */
+  private failuresInARow = 0
   private stopped = true
   /** A backup was due while the vault was locked; the next unlock makes it. */
   private missed = false
@@ -103,8 +114,21 @@ export class BackupScheduler {
     this.stopped = true
     clearInterval(this.interval)
     clearTimeout(this.debounce)
+    clearTimeout(this.retry)
     this.debounce = undefined
     await this.running?.catch(() => {})
+  }
+
+  /** Schedules the next try after a failure that may pass; returns when it will be (ISO 8601). */
+  private retryLater (): string | undefined {
+    if (this.stopped) return undefined
+    this.failuresInARow++
+    const first = this.init.retryFirstMs ?? 60_000
+    const longest = Math.max(first, this.init.everyMinutes > 0 ? this.init.everyMinutes * 60_000 : 60 * 60_000)
+    const delay = Math.min(longest, first * 2 ** Math.min(this.failuresInARow - 1, 30))
+    this.retry = setTimeout(() => { this.retry = undefined; this.scheduled('retry after a failure') }, delay)
+    this.retry.unref()
+    return new Date(Date.now() + delay).toISOString()
   }
 
   private scheduled (why: string): void {
@@ -117,6 +141,8 @@ export class BackupScheduler {
   }
 
   private async runOnce (): Promise<LastBackup> {
+    clearTimeout(this.retry)
+    this.retry = undefined
     const startedAt = new Date().toISOString()
     let result: LastBackup
     this.progressNow = { done: 0, total: 0 }
@@ -124,10 +150,13 @@ export class BackupScheduler {
       const report = await this.components.run((done, total) => { this.progressNow = { done, total } })
       result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: true, report }
       this.log.info({ ...report }, `Backed up ${report.messages} messages: ${report.uploaded} uploaded, ${report.kept} already there, ${report.deleted} deleted.`)
+      this.failuresInARow = 0
     } catch (err) {
       const error = (err as Error).message
       result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: false, error }
-      this.log.error({ err: error }, 'The backup failed; the previous backup on the target stays as it was.')
+      const retryAt = (err as { transient?: unknown }).transient === true ? this.retryLater() : undefined
+      if (retryAt !== undefined) result.retryAt = retryAt
+      this.log.error({ err: error, ...(retryAt !== undefined ? { retryAt } : {}) }, 'The backup failed; the previous backup on the target stays as it was.')
     }
     this.progressNow = undefined
     this.lastRun = result

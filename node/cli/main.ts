@@ -409,7 +409,7 @@ function formatStatus (s: NodeStatus): string {
     `connections ${s.connections.open} open, ${s.connections.opened} opened since start`,
     `queue       ${s.queue.length === 0 ? 'empty' : `${s.queue.length} message(s) waiting`}`,
     ...(s.backup !== undefined
-      ? [`backup      ${s.backup.running ? 'running now; ' : ''}${s.backup.last === undefined ? 'none yet' : s.backup.last.ok ? `last ${s.backup.last.finishedAt}: ${s.backup.last.report!.messages} messages (${s.backup.last.report!.uploaded} uploaded)` : `last FAILED ${s.backup.last.finishedAt}: ${s.backup.last.error ?? ''}`} onto ${s.backup.target}`]
+      ? [`backup      ${s.backup.running ? 'running now; ' : ''}${s.backup.last === undefined ? 'none yet' : s.backup.last.ok ? `last ${s.backup.last.finishedAt}: ${s.backup.last.report!.messages} messages (${s.backup.last.report!.uploaded} uploaded)` : `last FAILED ${s.backup.last.finishedAt}: ${s.backup.last.error ?? ''}${s.backup.last.retryAt !== undefined ? `; trying again at ${s.backup.last.retryAt}` : ''}`} onto ${s.backup.target}`]
       : ['backup      not configured']),
     `vault       ${s.vault.state}${s.vault.scrubbing ? ', scrubbing' : ''}${s.vault.lastScrub !== undefined ? `, last scrub ${new Date(s.vault.lastScrub.finishedAt).toISOString()}: ${s.vault.lastScrub.repairedShards} shards repaired, ${s.vault.lastScrub.lost.length} objects lost` : ''}`
   ]

@@ -115,7 +115,8 @@ function runView (run: LastBackup): BackupRun {
     finishedAt: ms(run.finishedAt) ?? 0,
     ok: run.ok,
     ...(run.report !== undefined ? { messages: run.report.messages, uploaded: run.report.uploaded, uploadedBytes: run.report.uploadedBytes } : {}),
-    ...(run.error !== undefined ? { error: run.error } : {})
+    ...(run.error !== undefined ? { error: run.error } : {}),
+    ...(ms(run.retryAt) !== undefined ? { retryAt: ms(run.retryAt) } : {})
   }
 }
 

@@ -27,7 +27,7 @@ function targetFacts (state: BackupTargetState, label: string): Html {
   const failed = state.last !== undefined && !state.last.ok ? state.last : undefined
   return html`<dt>State</dt><dd data-testid="${label}-state">${state.running ? 'Backing up now' : 'Idle'}</dd>
 <dt>Last complete backup</dt><dd data-testid="${label}-last">${state.lastSuccess !== undefined ? describeRun(state.lastSuccess) : 'None since the node started.'}</dd>
-${failed !== undefined ? html`<dt>Last attempt</dt><dd class="state-failed" data-testid="${label}-failed">Failed ${formatDate(failed.finishedAt)}: ${failed.error ?? 'for an unknown reason'}</dd>` : ''}`
+${failed !== undefined ? html`<dt>Last attempt</dt><dd class="state-failed" data-testid="${label}-failed">Failed ${formatDate(failed.finishedAt)}: ${failed.error ?? 'for an unknown reason'}${failed.retryAt !== undefined ? `. Next try, by itself: ${formatDate(failed.retryAt)}.` : ''}</dd>` : ''}`
 }
 
 function friendsSection (f: FriendsBackupState): Html {
