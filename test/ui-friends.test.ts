@@ -170,6 +170,8 @@ describe('friends, backups and recovery in the web UI', { timeout: 300_000 }, ()
     assert.match(running, /hx-trigger="every 2s"/)
     assert.match(running, /<progress max="100" value="33" aria-label="Backing up to your friends">33%<\/progress> <span>2 of 6<\/span>/)
     assert.match(running, /id="backup-now" disabled/)
+    const retrying = backupFragment({ friends: { description: 'your friends', running: false, friends: 3, needed: 3, auditing: false, last: { startedAt: Date.UTC(2026, 10, 23, 4, 0), finishedAt: Date.UTC(2026, 10, 23, 4, 1), ok: false, error: 'none of the friends could be reached', retryAt: Date.UTC(2026, 10, 23, 4, 3) } } }, 'token').value
+    assert.match(testId(retrying, 'friends-failed'), /^Failed 2026-11-23 04:01 UTC: none of the friends could be reached\. Next try, by itself: 2026-11-23 04:03 UTC\.$/)
   })
 
   it('"Audit friends now" audits them and the Friends page says how it went', async () => {
