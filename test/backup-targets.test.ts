@@ -203,6 +203,31 @@ describe('IMAP backup target', { skip: skipImap }, () => {
     }
   })
 
+  // Over Tor each round trip costs a third of a second: after a list, a put of a new name is
+  // one APPEND (and an expunge of the older copy when the name was there), a get one FETCH.
+  it('after a list, puts and gets without searching the folder, and still replaces an older copy', async () => {
+    const relay = await startSocksRelay({ forwardTo: init.port, stall: () => false })
+    const viaProxy = imapBackupTarget({ ...init, proxy: `socks5://127.0.0.1:${relay.port}` }, { logger: silentLogger() })
+    try {
+      await viaProxy.put('5a', Buffer.from('first'))
+      await viaProxy.list()
+      const before = relay.sent().length
+      await viaProxy.put('5b', Buffer.from('new name'))
+      await viaProxy.put('5a', Buffer.from('second'))
+      assert.equal((await viaProxy.get('5a'))?.toString(), 'second')
+      assert.equal((await viaProxy.get('5b'))?.toString(), 'new name')
+      assert.equal(await viaProxy.get('5c'), undefined)
+      const commands = relay.sent().slice(before).split('\r\n').filter(line => /^[^\s:]+ (UID )?[A-Z]{4,}/.test(line)).map(line => line.split(' ').slice(1, 3).join(' ').replace(/ \S*\d\S*$/, ''))
+      assert.deepEqual(commands.filter(c => /SEARCH/.test(c)), [], `commands: ${commands.join(', ')}`)
+      assert.equal(commands.filter(c => /^APPEND/.test(c)).length, 2)
+      // Another client sees exactly one copy of each.
+      assert.deepEqual((await folderMessages()).map(m => readBlobMessage(m.source.toString('latin1').match(/X-Smtorp-Blob: (\w+)/)![1]!, m.source).toString()), ['new name', 'second'])
+    } finally {
+      await viaProxy.close()
+      await relay.stop()
+    }
+  })
+
   it('gives up after the second stalled connection with a transient error, and keeps a proxy user name it was given', async () => {
     const relay = await startSocksRelay({ forwardTo: init.port, stall: () => true })
     const viaProxy = imapBackupTarget({ ...init, proxy: `socks5://chosen:secret@127.0.0.1:${relay.port}`, connectTimeoutMs: 500 }, { logger: silentLogger() })

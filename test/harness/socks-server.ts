@@ -12,6 +12,8 @@ export interface SocksRelay {
   port: number
   /** Each CONNECT, in the order received. */
   connects: SocksConnect[]
+  /** What clients sent through the relay after their handshakes (latin1), to see the commands a client gives. */
+  sent: () => string
   stop: () => Promise<void>
 }
 
@@ -21,6 +23,7 @@ export interface SocksRelay {
  */
 export async function startSocksRelay (o: { forwardTo: number, stall: (n: number) => boolean }): Promise<SocksRelay> {
   const connects: SocksConnect[] = []
+  let sent = ''
   const sockets = new Set<Socket>()
   const server: Server = createServer((client) => {
     sockets.add(client)
@@ -33,6 +36,7 @@ export async function startSocksRelay (o: { forwardTo: number, stall: (n: number
       if (o.stall(connects.length)) { client.write(reply); return }
       const upstream = connect(o.forwardTo, '127.0.0.1', () => {
         client.write(reply)
+        client.on('data', (chunk: Buffer) => { sent += chunk.toString('latin1') })
         client.pipe(upstream).pipe(client)
       })
       sockets.add(upstream)
@@ -47,6 +51,7 @@ export async function startSocksRelay (o: { forwardTo: number, stall: (n: number
   return {
     port: address.port,
     connects,
+    sent: () => sent,
     stop: async () => {
       for (const s of sockets) s.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))
