@@ -44,6 +44,8 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
   const kept = new Map<string, Buffer>()
   let aliceOnion = ''
   let aliceSeed: Buffer
+  /** When alice's backup started and finished (ms). */
+  let backupTimes: [number, number] = [0, 0]
   let child: ChildProcess | undefined
   let childOut = ''
   let childExit: Promise<number | null> | undefined
@@ -83,6 +85,7 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     assert.deepEqual(custodians.map(c => c.check?.ok), [true, true, true])
     const backup = await alice.node.friends!.backupNow()
     assert.equal(backup.ok, true, backup.error ?? '')
+    backupTimes = [Date.parse(backup.startedAt), Date.parse(backup.finishedAt)]
     await alice.stop()
     await rm(alice.dir, { recursive: true, force: true })
   })
@@ -201,7 +204,11 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
 
     const done = page.getByTestId('recover-done')
     await done.waitFor({ timeout: 180_000 })
-    assert.match(await done.innerText(), new RegExp(`${aliceOnion}\\.onion\\. ${MESSAGES} of ${MESSAGES} messages restored`))
+    const doneText = await done.innerText()
+    assert.match(doneText, new RegExp(`${aliceOnion}\\.onion\\. ${MESSAGES} of ${MESSAGES} messages restored`))
+    // When the backup was made, so that an old one (a friend holding back the newest) shows.
+    const madeAt = Date.parse(`${/from the backup made (\d{4}-\d\d-\d\d \d\d:\d\d) UTC: mail that arrived after it is not in it/.exec(doneText)?.[1]?.replace(' ', 'T')}Z`)
+    assert.ok(madeAt >= backupTimes[0] - 60_000 && madeAt <= backupTimes[1], `the backup's time: ${doneText}`)
     await screenshot(page, SCREENSHOTS, 'done')
     assert.deepEqual(await accessibilityProblems(page), [])
     assert.deepEqual(watch.outside, [], 'nothing left the page\'s origin')
@@ -213,7 +220,7 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     const exit = await Promise.race([childExit!, new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), 30_000) })])
     clearTimeout(timer)
     assert.equal(exit, 0, childOut.slice(-2000))
-    assert.match(childOut, /Your node is back in/)
+    assert.match(childOut, /Your node is back in[^]*from the backup made \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/)
     assert.equal(childOut.includes(NEW_PASSPHRASE), false, 'the passphrase is never printed')
 
     assert.deepEqual(await readFile(join(newDir, 'identity', 'onion.seed')), aliceSeed, 'the same onion key')

@@ -37,7 +37,8 @@ export interface RecoverProgress {
   /** Known once a share has arrived (each share carries it). */
   threshold?: number
   restore?: { from: string, done: number, total: number }
-  result?: { onion: string, messages: number, restored: number, damaged: number }
+  /** `backupMadeAt`: when the backup restored was made (ISO 8601): mail that came later is not in it. */
+  result?: { onion: string, messages: number, restored: number, damaged: number, backupMadeAt: string }
   error?: string
   /** When approvals stop being waited for. */
   deadline?: number

@@ -147,7 +147,7 @@ export async function recoverUiCommand (o: RecoverUiOptions): Promise<void> {
         try {
           const socks = given ?? await tor!.socks
           const report = await attempt.run(socks, request, o.dataDir, o.waitMinutes * 60_000, eventsOf(attempt), logger)
-          progress.result = { onion: report.onion, messages: report.restore.messages, restored: report.restore.restored, damaged: report.restore.damaged.length }
+          progress.result = { onion: report.onion, messages: report.restore.messages, restored: report.restore.restored, damaged: report.restore.damaged.length, backupMadeAt: report.restore.created }
           progress.phase = 'done'
           exitCode = report.restore.damaged.length > 0 ? 2 : 0
           process.stdout.write(summary(report, o.dataDir))
@@ -299,6 +299,7 @@ function summary (r: RecoverReport, dataDir: string): string {
     '',
     `Your node is back in ${dataDir}: ${r.onion}.onion`,
     `  messages restored: ${r.restore.restored} of ${r.restore.messages}${r.restore.damaged.length > 0 ? `, ${r.restore.damaged.length} damaged` : ''}`,
+    `  from the backup made ${r.restore.created}: mail that arrived after it is not in it.`,
     '  the new passphrase is set; the recovery code is unchanged.',
     `Start it with "smtorp start --data ${dataDir}".`,
     ''

@@ -72,7 +72,7 @@ ${p.restore !== undefined && p.phase !== 'failed'
   ? html`<h2>Your mail</h2><p>The key is rebuilt. Restoring from ${p.restore.from}.</p>${progressBar('Messages restored', p.restore.done, p.restore.total)}`
   : ''}
 ${p.phase === 'done' && p.result !== undefined
-  ? html`<div data-testid="recover-done">${notice('ok', `Your node is back: ${p.result.onion}.onion. ${p.result.restored} of ${p.result.messages} messages restored${p.result.damaged > 0 ? `; ${p.result.damaged} could not be, see the terminal` : ''}. The new passphrase is set; your recovery code is unchanged.`)}</div>
+  ? html`<div data-testid="recover-done">${notice('ok', `Your node is back: ${p.result.onion}.onion. ${p.result.restored} of ${p.result.messages} messages restored${p.result.damaged > 0 ? `; ${p.result.damaged} could not be, see the terminal` : ''}, from the backup made ${formatDate(Date.parse(p.result.backupMadeAt))}: mail that arrived after it is not in it. The new passphrase is set; your recovery code is unchanged.`)}</div>
 <p>Start your node with <code>smtorp start --data ${p.dataDir}</code>, then unlock it with the new passphrase.</p>
 <form method="post" action="${base}finish">${csrfField(csrfToken)}<button type="submit">Close the recovery</button></form>`
   : ''}
