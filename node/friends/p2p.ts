@@ -3,14 +3,13 @@
 // peer id and an onion address name the same key (protocol/onion.ts) and a friend can be
 // dialled knowing only one of them.
 //
-// Transports: over Tor (tor-transport.ts), the node dials a friend's `/onion3/<address>:<port>`
-// through tor's SOCKS port and listens on 127.0.0.1 behind a virtual port of its own onion
-// service. A direct TCP transport exists only when a test or a LAN configuration asks for it
-// (`direct: true`); without it, no connection to an IP address is ever made.
+// Transport (tor-transport.ts): the node dials a friend's `/onion3/<address>:<port>` through
+// tor's SOCKS port and listens on 127.0.0.1 behind a virtual port of its own onion service.
+// Direct TCP dials exist only when a test or a LAN configuration asks for them (`direct:
+// true`); without it, no connection to an IP address is ever made.
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { tcp } from '@libp2p/tcp'
 import { generateKeyPairFromSeed, publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey, peerIdFromString } from '@libp2p/peer-id'
 import type { PeerId } from '@libp2p/interface'
@@ -42,8 +41,7 @@ export async function createP2PHost (init: P2PInit): Promise<P2PHost> {
   return await createLibp2p({
     privateKey,
     addresses: { listen: [listenAddress] },
-    // TCP listens on loopback (behind the onion service); it dials only when `direct`.
-    transports: [tcp(), torTransport({ socks: init.socks ?? (() => undefined) })],
+    transports: [torTransport({ socks: init.socks ?? (() => undefined), direct })],
     connectionEncrypters: [noise()],
     // A frame (a shard) is read whole before it is handled; let a stream buffer one.
     streamMuxers: [yamux({ streamOptions: { maxReadBufferLength: MAX_FRAME_BYTES + 1024 } })],
