@@ -214,9 +214,10 @@ describe('the backup scheduler', () => {
   it('tries a backup that failed for a passing reason again by itself, sooner than the period and backing off; a refusal waits', async () => {
     const runs: number[] = []
     let outcome: 'unreachable' | 'refused' | 'ok' = 'unreachable'
+    let ready = true
     const scheduler = new BackupScheduler({ everyMinutes: 60, afterNewMailMs: 0, description: 'test', retryFirstMs: 40 }, {
       logger: silentLogger(),
-      ready: () => true,
+      ready: () => ready,
       run: async () => {
         runs.push(Date.now())
         if (outcome === 'unreachable') throw new TargetUnavailableError('the IMAP server at h:143 cannot be reached (GREETING_TIMEOUT); the backup will try again later')
@@ -239,19 +240,32 @@ describe('the backup scheduler', () => {
       await new Promise(resolve => setTimeout(resolve, 400))
       assert.equal(runs.length, afterSuccess, 'no more retries once it worked')
 
-      // A refusal is not retried: nothing changes until the owner corrects the settings.
+      // A refusal is not retried: nothing changes until the owner corrects the settings. It
+      // also ends the backing off, and the retry an earlier failure had asked for.
+      outcome = 'unreachable'
+      await scheduler.backupNow()
       outcome = 'refused'
       const refused = await scheduler.backupNow()
       assert.equal(refused.ok, false)
       assert.equal(refused.retryAt, undefined)
       await new Promise(resolve => setTimeout(resolve, 200))
-      assert.equal(runs.length, afterSuccess + 1)
-
-      // And a retry still pending when the node stops never runs.
+      assert.equal(runs.length, afterSuccess + 2)
       outcome = 'unreachable'
+      const again = await scheduler.backupNow()
+      assert.ok(Date.parse(again.retryAt!) - Date.parse(again.finishedAt) < 60, `backing off from the start: ${again.retryAt}`)
+      // A retry that falls due while the vault is locked waits for the unlock, and status no
+      // longer promises it.
+      ready = false
+      await new Promise(resolve => setTimeout(resolve, 150))
+      assert.equal(runs.length, afterSuccess + 3, 'no run while locked')
+      assert.equal(scheduler.last()?.retryAt, undefined)
+      ready = true
+      // And a retry still pending when the node stops never runs, nor is it promised.
       await scheduler.backupNow()
+      assert.ok(scheduler.last()?.retryAt !== undefined)
       const atStop = runs.length
       await scheduler.stop()
+      assert.equal(scheduler.last()?.retryAt, undefined)
       await new Promise(resolve => setTimeout(resolve, 200))
       assert.equal(runs.length, atStop)
     } finally {

@@ -127,6 +127,15 @@ describe('recovery from the browser of a new machine', { skip, timeout: 600_000 
     assert.match(setCookie, new RegExp(`; Path=${base}; HttpOnly; SameSite=Strict$`))
     const cookie = setCookie.split(';')[0]!
     assert.equal((await fetch(`${origin}/s/other/`, { headers: { cookie } })).status, 401, 'the cookie opens only the page\'s path')
+    // The statics are open, but only to GET: a post there (no key, no Origin, any body) reaches
+    // neither the CSRF check nor the error handler, whose pages must not name the path.
+    for (const path of ['/favicon.ico', '/static/app.css']) {
+      for (const contentType of ['application/x-www-form-urlencoded', 'application/x-unknown']) {
+        const posted = await fetch(`${origin}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': contentType }, body: 'x=1' })
+        assert.equal(posted.status, 405, `${path} ${contentType}`)
+        assert.ok(!(await posted.text()).includes(base.slice(3, -1)), 'the answer does not name the path')
+      }
+    }
     assert.equal((await fetch(accessUrl, { redirect: 'manual', headers: { cookie } })).status, 303, 'the key is always sent away from the address bar')
     // With the cookie, a post still needs the page's CSRF token and its own Origin.
     const form = { 'content-type': 'application/x-www-form-urlencoded', cookie }

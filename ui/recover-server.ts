@@ -50,7 +50,13 @@ export function recoverServer (init: { port: number }, components: { recovery: U
 
     fastify.addHook('onRequest', async (request, reply) => {
       const path = pathOf(request)
-      if (OPEN_PATHS.has(path)) return
+      // The statics are open to any GET; nothing else is, so no request without the key reaches
+      // the body parser, the CSRF check or the error handler. (Their pages carry no link with
+      // the secret path either: the path is what keeps the cookie from other ports.)
+      if (OPEN_PATHS.has(path)) {
+        if (request.method === 'GET' || request.method === 'HEAD') return
+        return await reply.code(405).header('Allow', 'GET, HEAD').send()
+      }
       const given = (request.query as Record<string, unknown> | undefined)?.key
       if (request.method === 'GET' && path === '/' && sameToken(typeof given === 'string' ? given : undefined, accessKey)) {
         return await reply.header('Set-Cookie', `${ACCESS_COOKIE}=${accessKey}; Path=${base}; HttpOnly; SameSite=Strict`).redirect(base, 303)
@@ -65,13 +71,13 @@ export function recoverServer (init: { port: number }, components: { recovery: U
       const given = (request.headers['x-csrf-token'] as string | undefined) ?? (typeof body?._csrf === 'string' ? body._csrf : undefined)
       if (!sameToken(given, csrfToken)) {
         log.warn('A request without a valid CSRF token was refused.')
-        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.', { back: base }).value)
+        return await reply.code(403).type('text/html; charset=utf-8').send(errorPage('Refused', 'This request did not carry the page\'s security token, so it was refused. Reload the page and try again.', { back: false }).value)
       }
     })
     fastify.setErrorHandler(async (err: Error & { statusCode?: number }, _request, reply) => {
       const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
       if (status === 500) log.error({ err: err.message, name: err.name }, 'A recovery page request failed.')
-      return await reply.code(status).type('text/html; charset=utf-8').send(errorPage(status === 500 ? 'Something went wrong' : 'That did not work', err.message, { back: base }).value)
+      return await reply.code(status).type('text/html; charset=utf-8').send(errorPage(status === 500 ? 'Something went wrong' : 'That did not work', err.message, { back: false }).value)
     })
 
     fastify.get(base, async (_request, reply) => send(reply, recoverPage(recovery.progress(), values, csrfToken, base)))

@@ -106,7 +106,9 @@ export class ImapBackupTarget implements BackupTarget {
       // index, SEARCH HEADER finds them (it scans the folder's headers: measured on Dovecot,
       // 260 puts/s of 64 KiB in an empty folder, 180/s at 1,000 blobs, ~380/s for APPEND alone).
       const copies = index !== undefined && appended.uid !== undefined ? index.get(name) ?? [] : await this.copiesOf(client, name)
-      const newest = appended.uid ?? Math.max(...copies.map((c) => c.uid))
+      // Only APPENDUID (UIDPLUS) names the new copy for sure: without it imapflow guesses its UID
+      // from the message count, which another client's message can make wrong.
+      const newest = uidplus && appended.uid !== undefined ? appended.uid : Math.max(...copies.map((c) => c.uid))
       const older = copies.filter((c) => c.uid < newest).map((c) => c.uid)
       if (older.length > 0) await this.expunge(client, uidplus, older)
       index?.set(name, [{ uid: newest, name, size: bytes.length }])

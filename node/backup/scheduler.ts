@@ -114,9 +114,16 @@ export class BackupScheduler {
     this.stopped = true
     clearInterval(this.interval)
     clearTimeout(this.debounce)
-    clearTimeout(this.retry)
+    this.cancelRetry()
     this.debounce = undefined
     await this.running?.catch(() => {})
+  }
+
+  /** No retry is pending any more (a run started, the node stopped, or the vault is locked): status stops promising one. */
+  private cancelRetry (): void {
+    clearTimeout(this.retry)
+    this.retry = undefined
+    if (this.lastRun?.retryAt !== undefined) delete this.lastRun.retryAt
   }
 
   /** Schedules the next try after a failure that may pass; returns when it will be (ISO 8601). */
@@ -133,7 +140,12 @@ export class BackupScheduler {
 
   private scheduled (why: string): void {
     if (this.stopped) return
-    if (!this.components.ready()) { this.missed = true; this.log.debug({ why }, 'A backup was due but the vault is locked; it waits for the next one.'); return }
+    if (!this.components.ready()) {
+      this.missed = true
+      this.cancelRetry()
+      this.log.debug({ why }, 'A backup was due but the vault is locked; it waits for the next unlock.')
+      return
+    }
     if (this.running !== undefined) { if (why === 'new mail') this.again = true; return }
     this.missed = false
     this.log.debug({ why }, 'A backup starts.')
@@ -141,8 +153,7 @@ export class BackupScheduler {
   }
 
   private async runOnce (): Promise<LastBackup> {
-    clearTimeout(this.retry)
-    this.retry = undefined
+    this.cancelRetry()
     const startedAt = new Date().toISOString()
     let result: LastBackup
     this.progressNow = { done: 0, total: 0 }
@@ -154,7 +165,9 @@ export class BackupScheduler {
     } catch (err) {
       const error = (err as Error).message
       result = { target: this.init.description, startedAt, finishedAt: new Date().toISOString(), ok: false, error }
-      const retryAt = (err as { transient?: unknown }).transient === true ? this.retryLater() : undefined
+      const transient = (err as { transient?: unknown }).transient === true
+      if (!transient) this.failuresInARow = 0
+      const retryAt = transient ? this.retryLater() : undefined
       if (retryAt !== undefined) result.retryAt = retryAt
       this.log.error({ err: error, ...(retryAt !== undefined ? { retryAt } : {}) }, 'The backup failed; the previous backup on the target stays as it was.')
     }

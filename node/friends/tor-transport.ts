@@ -259,6 +259,8 @@ class SocketListener extends TypedEventEmitter<ListenerEvents> implements Listen
       server.once('error', reject)
       server.listen(target.port, target.host, () => { server.off('error', reject); resolve() })
     })
+    // Closed while it was starting: let the port go.
+    if (this.#shutdown.signal.aborted) { server.close(); return }
     server.on('error', (err) => { this.safeDispatchEvent('error', { detail: err }) })
     const address = server.address()
     if (address === null || typeof address === 'string') throw new Error('the listener has no TCP address')
